@@ -1,0 +1,63 @@
+"""Adapters behind URLs: ``memory://``, ``sqlite:///path``, ``redis://``, ``postgresql://``.
+
+``build_*`` turn a URL and the isolation prefix into an adapter; switching URLs changes no job
+code. Backends whose client library is missing or not built yet raise ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from ..errors import ConfigError
+from .base import Broker, Lease, Lock, Storage
+
+__all__ = ["Broker", "Lease", "Lock", "Storage", "build_broker", "build_lock", "build_storage"]
+
+A = TypeVar("A")
+
+
+def _scheme(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower()
+    return {"rediss": "redis", "unix": "redis", "postgres": "postgresql"}.get(scheme, scheme)
+
+
+def _build(kind: str, url: str, prefix: str, makers: dict[str, Callable[[str, str], A]]) -> A:
+    scheme = _scheme(url)
+    maker = makers.get(scheme)
+    if maker is None:
+        raise ConfigError(kind, f"no {kind} adapter for {scheme}:// yet; available: "
+                          + ", ".join(f"{s}://" for s in sorted(makers)))
+    return maker(url, prefix)
+
+
+def build_storage(url: str, prefix: str) -> Storage:
+    from .memory import MemoryStorage
+    from .redis import RedisStorage
+
+    makers: dict[str, Callable[[str, str], Storage]] = {
+        "memory": lambda url, prefix: MemoryStorage(prefix),
+        "redis": RedisStorage,
+    }
+    return _build("storage", url, prefix, makers)
+
+
+def build_broker(url: str, prefix: str) -> Broker:
+    from .memory import MemoryBroker
+    from .redis import RedisBroker
+
+    makers: dict[str, Callable[[str, str], Broker]] = {
+        "memory": lambda url, prefix: MemoryBroker(prefix),
+        "redis": RedisBroker,
+    }
+    return _build("broker", url, prefix, makers)
+
+
+def build_lock(url: str, prefix: str) -> Lock:
+    from .memory import MemoryLock
+    from .redis import RedisLock
+
+    makers: dict[str, Callable[[str, str], Lock]] = {
+        "memory": lambda url, prefix: MemoryLock(prefix),
+        "redis": RedisLock,
+    }
+    return _build("lock", url, prefix, makers)

@@ -1,0 +1,115 @@
+"""One Redis client per URL per process, Lua scripts loaded from the .lua files beside this module.
+
+Clients are cached by URL so that storage, broker and lock on the same server share a
+connection pool; the cache is keyed by pid, so a forked child never talks over its parent's
+sockets. Connection failures surface as ``AdapterUnavailable``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from importlib import resources
+from typing import Any, Callable, TypeVar
+
+import redis
+from redis.commands.core import Script
+
+from ...errors import AdapterUnavailable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Longest single blocking wait; the socket timeout must exceed it.
+MAX_BLOCK = 5.0
+_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def client_for(url: str) -> redis.Redis:
+    key = (os.getpid(), url)
+    client = _clients.get(key)
+    if client is None:
+        for stale in [k for k in _clients if k[0] != key[0]]:
+            del _clients[stale]  # inherited from the parent: never reuse its sockets
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=MAX_BLOCK + 10.0,
+            socket_connect_timeout=5.0,
+            socket_keepalive=True,
+            health_check_interval=30,
+        )
+        _clients[key] = client
+    return client
+
+
+def drop_clients() -> None:
+    """Forget every cached client (after a fork, or to reconnect from scratch)."""
+    _clients.clear()
+
+
+@functools.lru_cache(maxsize=None)
+def script_source(name: str) -> str:
+    return resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text()
+
+
+class ScriptSet:
+    """The Lua scripts of one adapter, registered on its client (EVALSHA, loaded on demand)."""
+
+    def __init__(self, client: redis.Redis, names: tuple[str, ...]) -> None:
+        self._scripts: dict[str, Script] = {
+            name: client.register_script(script_source(name)) for name in names
+        }
+
+    def __getitem__(self, name: str) -> Script:
+        return self._scripts[name]
+
+
+def translate_errors(method: F) -> F:
+    """Turn redis-py connection and timeout errors into ``AdapterUnavailable``."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise AdapterUnavailable(f"redis: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+class RedisAdapter:
+    """Shared plumbing: the prefix, a lazily created client and the adapter's scripts."""
+
+    scripts_used: tuple[str, ...] = ()
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._pid = -1
+        self._client: redis.Redis | None = None
+        self._scripts: ScriptSet | None = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None or self._pid != os.getpid():
+            self._client = client_for(self.url)
+            self._scripts = ScriptSet(self._client, self.scripts_used)
+            self._pid = os.getpid()
+        return self._client
+
+    @property
+    def scripts(self) -> ScriptSet:
+        self.client  # noqa: B018 - make sure client and scripts belong to this process
+        assert self._scripts is not None
+        return self._scripts
+
+    def reset_after_fork(self) -> None:
+        self._client = None
+        self._scripts = None
+
+    def close(self) -> None:
+        if self._client is not None and self._pid == os.getpid():
+            self._client.close()
+            _clients.pop((self._pid, self.url), None)
+        self._client = None
+        self._scripts = None

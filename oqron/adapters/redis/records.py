@@ -1,0 +1,45 @@
+"""How a job record maps onto a Redis hash: id, queue and status raw, capped lists as JSON lines,
+every other field as JSON. The Lua scripts rely on the first two rules."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from ... import codec
+from ..base import APPEND_CAPS
+
+RAW_FIELDS = frozenset({"id", "queue", "status"})
+
+
+def encode_value(field: str, value: Any) -> str:
+    if field in RAW_FIELDS:
+        return str(value)
+    if field in APPEND_CAPS:
+        return encode_lines(value or [])
+    return codec.dumps(value)
+
+
+def encode_lines(entries: Sequence[Any]) -> str:
+    return "\n".join(codec.dumps(entry) for entry in entries)
+
+
+def encode_fields(changes: Mapping[str, Any]) -> list[str]:
+    flat: list[str] = []
+    for field, value in changes.items():
+        flat.append(field)
+        flat.append(encode_value(field, value))
+    return flat
+
+
+def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
+    if not isinstance(flat, Mapping):
+        flat = dict(zip(flat[::2], flat[1::2]))
+    record: dict[str, Any] = {}
+    for field, text in flat.items():
+        if field in RAW_FIELDS:
+            record[field] = text
+        elif field in APPEND_CAPS:
+            record[field] = [codec.loads(line) for line in text.split("\n")] if text else []
+        else:
+            record[field] = codec.loads(text)
+    return record

@@ -1,0 +1,62 @@
+"""JSON as the only wire format: strict validation with a path, and one encoder for every adapter.
+
+oqron never pickles. Job data and return values must be plain JSON so that any process, in any
+language, can read a job record; ``check_json`` rejects everything else before it is stored and
+names where the offending value sits (``data["user"]["created"]: datetime is not JSON``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+_SCALARS = (str, bool, int, type(None))
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_decoder = json.JSONDecoder()
+
+
+def dumps(value: Any) -> str:
+    """Encode a value already checked with ``check_json`` (compact, UTF-8 friendly)."""
+    return _encoder.encode(value)
+
+
+def loads(text: str | bytes) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return _decoder.decode(text)
+
+
+def check_json(value: Any, path: str = "data", max_depth: int = 100) -> None:
+    """Raise ``TypeError`` naming the path of the first value that is not plain JSON.
+
+    Allowed: dict with str keys, list, str, int, float (finite), bool, None. Tuples, sets,
+    datetimes, bytes, custom objects and NaN/inf are refused rather than silently changed.
+    """
+    _check(value, path, max_depth)
+
+
+def _check(value: Any, path: str, depth: int) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            raise TypeError(f"{path}: {value!r} is not JSON (NaN and infinity are not allowed)")
+        return
+    if depth <= 0:
+        raise TypeError(f"{path}: nested too deeply to be stored as JSON")
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(
+                    f"{path}: key {key!r} is {type(key).__name__}, JSON object keys must be str"
+                )
+            _check(item, f"{path}[{json.dumps(key, ensure_ascii=False)}]", depth - 1)
+        return
+    if kind is list:
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]", depth - 1)
+        return
+    hint = " (use a list)" if isinstance(value, (tuple, set, frozenset)) else ""
+    raise TypeError(f"{path}: {kind.__name__} is not JSON{hint}")

@@ -1,0 +1,437 @@
+"""Every state change of a job, composed from the storage and broker adapters.
+
+Producers (add, cancel, retry), children (claim, start, finish) and the master (a crashed
+child's jobs, expired leases) all change jobs through this one class, so the invariants live in
+one place:
+
+* a record write that ends an attempt is guarded by the attempt's lease token (compare-and-set
+  on the record), so a stale worker can never overwrite a newer attempt — ``LeaseLost``;
+* a claimed job whose record is already final is dropped, never run again;
+* the broker is told after the record is written; if the process dies in between, the job is
+  still leased or still ready, and the next claim or stall recovery sees the record's truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from . import dag, retention
+from .adapters.base import Broker, Lease, Storage
+from .config import Config
+from .errors import CorruptJob, DependencyNotFound, LeaseLost
+from .job import (
+    ACTIVE,
+    CANCELLED,
+    COMPLETED,
+    DELAYED,
+    FAILED,
+    FINAL,
+    STARTABLE,
+    WAITING,
+    WAITING_CHILDREN,
+    Job,
+    Retries,
+    new_record,
+    transition,
+)
+
+if TYPE_CHECKING:
+    from .modules.queue import Queue
+
+log = logging.getLogger("oqron.lifecycle")
+DEFAULT_RETRIES = Retries()
+
+
+@dataclass
+class Claimed:
+    """A job leased to this process, with the record as it was when the attempt started."""
+
+    lease: Lease
+    record: dict[str, Any]
+
+    @property
+    def job_id(self) -> str:
+        return self.lease.job_id
+
+
+@dataclass(frozen=True)
+class AddOptions:
+    """Options of ``Queue.add`` after validation (one set for a whole ``add_bulk``)."""
+
+    priority: int = 0
+    delay: float = 0.0
+    attempts: int | None = None
+    backoff: dict[str, Any] | None = None
+    depends_on: tuple[str, ...] = ()
+    on_parent_failure: str = "cascade-fail"
+    correlation_id: str | None = None
+    triggered_by: str = "api"
+    remove_on_complete: Any = None
+    remove_on_fail: Any = None
+
+
+class Lifecycle:
+    def __init__(self, storage: Storage, broker: Broker, config: Config) -> None:
+        self.storage = storage
+        self.broker = broker
+        self.config = config
+
+    # --- producer side ---------------------------------------------------------------------
+
+    def add(
+        self, queue: Queue, items: Sequence[tuple[Any, str]], options: AddOptions
+    ) -> list[Job]:
+        """Store and publish jobs; ids that already exist return the existing job untouched."""
+        if options.depends_on:
+            self._check_parents(options.depends_on)
+        status = WAITING_CHILDREN if options.depends_on else (DELAYED if options.delay > 0 else WAITING)
+        now = time.time()
+        max_attempts = options.attempts or queue.retries.max + 1
+        stored_options = _stored_options(options)
+        records = [
+            new_record(
+                job_id=job_id,
+                queue=queue.name,
+                data=data,
+                status=status,
+                options=stored_options,
+                max_attempts=max_attempts,
+                priority=options.priority,
+                project=self.config.project,
+                environment=self.config.environment,
+                triggered_by=options.triggered_by,
+                correlation_id=options.correlation_id,
+                parent_ids=list(options.depends_on),
+                run_at=now + options.delay if options.delay > 0 else None,
+                now=now,
+            )
+            for data, job_id in items
+        ]
+        inserted = self.storage.create_jobs(records)
+        fresh = [r["id"] for r, ok in zip(records, inserted) if ok]
+        if options.depends_on:
+            for job_id in fresh:
+                dag.link(self, job_id, options.depends_on)
+        elif fresh:
+            self.broker.publish(
+                queue.name, fresh, strategy=queue.strategy, priority=options.priority, delay=options.delay
+            )
+        existing = [r["id"] for r, ok in zip(records, inserted) if not ok]
+        found = dict(zip(existing, self.storage.get_jobs(existing))) if existing else {}
+        jobs = []
+        for record, ok in zip(records, inserted):
+            current = record if ok else found.get(record["id"]) or record
+            jobs.append(Job(current, self))
+        return jobs
+
+    def _check_parents(self, parent_ids: Sequence[str]) -> None:
+        parents = self.storage.get_jobs(list(parent_ids))
+        missing = [pid for pid, record in zip(parent_ids, parents) if record is None]
+        if missing:
+            raise DependencyNotFound(f"depends_on: parent job(s) {', '.join(missing)} do not exist")
+
+    def publish_waiting(self, record: Mapping[str, Any]) -> None:
+        """Publish a record that is (now) waiting, with its own priority, under the strategy the
+        broker remembers for its queue."""
+        self.broker.publish(record["queue"], [record["id"]], priority=int(record.get("priority") or 0))
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
+        record = self.storage.get_job(job_id)
+        if record is None or record["status"] in FINAL:
+            return False
+        changes = {
+            "status": CANCELLED,
+            "finished_at": time.time(),
+            "lease_token": None,
+            "error": {"type": "Cancelled", "message": reason},
+        }
+        allowed = [s for s in (WAITING, DELAYED, WAITING_CHILDREN, ACTIVE, "paused", "stalled")]
+        entry = transition(record["status"], CANCELLED, reason)
+        if not self.storage.update_job(job_id, changes, expect_status=allowed, append={"timeline": [entry]}):
+            return False
+        self.broker.remove(record["queue"], job_id)
+        dag.parent_finished(self, {**record, **changes})
+        return True
+
+    def retry(self, job_id: str) -> bool:
+        """Run a failed or cancelled job again with a fresh attempt count."""
+        record = self.storage.get_job(job_id)
+        if record is None or record["status"] not in (FAILED, CANCELLED):
+            return False
+        changes = {
+            "status": WAITING,
+            "attempts_made": 0,
+            "stalled_count": 0,
+            "error": None,
+            "stacktrace": None,
+            "finished_at": None,
+            "queued_at": time.time(),
+            "triggered_by": "retry",
+        }
+        entry = transition(record["status"], WAITING, "retried")
+        if not self.storage.update_job(
+            job_id, changes, expect_status=[record["status"]], append={"timeline": [entry]}
+        ):
+            return False
+        self.publish_waiting(record)
+        return True
+
+    # --- consumer side ---------------------------------------------------------------------
+
+    def claim(
+        self, queues: Sequence[str], consumer: str, lease_ttl: float, timeout: float = 0.0
+    ) -> Claimed | None:
+        """Lease the next runnable job; ids whose record is missing or final are dropped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            lease = self.broker.claim(queues, consumer, lease_ttl, remaining)
+            if lease is None:
+                return None
+            try:
+                record = self.storage.get_job(lease.job_id)
+            except ValueError as exc:  # undecodable record
+                self._fail_corrupt(lease, exc)
+                continue
+            if record is None:
+                log.warning("dropping job %s: no record (removed while queued)", lease.job_id)
+                self._drop(lease)
+                continue
+            if record["status"] in FINAL:
+                self._drop(lease)
+                continue
+            return Claimed(lease, record)
+
+    def _drop(self, lease: Lease) -> None:
+        try:
+            self.broker.ack(lease)
+        except LeaseLost:
+            pass
+
+    def _fail_corrupt(self, lease: Lease, exc: Exception) -> None:
+        error = {"type": CorruptJob.__name__, "message": f"job record could not be decoded: {exc}"}
+        changes = {"status": FAILED, "error": error, "finished_at": time.time(), "lease_token": None}
+        self.storage.update_job(lease.job_id, changes)
+        self._drop(lease)
+
+    def start(self, claimed: Claimed, queue: Queue | None, worker_id: str) -> bool:
+        """Mark the claimed job active for a new attempt. False if it must not run (it was
+        cancelled or finished meanwhile; the lease is dropped)."""
+        record = claimed.record
+        for _ in range(3):
+            attempt = int(record.get("attempts_made") or 0) + 1
+            explicit = (record.get("options") or {}).get("attempts")
+            retries = queue.retries if queue is not None else DEFAULT_RETRIES
+            now = time.time()
+            changes = {
+                "status": ACTIVE,
+                "attempts_made": attempt,
+                "max_attempts": explicit or retries.max + 1,
+                "started_at": now,
+                "finished_at": None,
+                "worker_id": worker_id,
+                "lease_token": claimed.lease.token,
+            }
+            entry = transition(record["status"], ACTIVE, f"attempt {attempt} on {worker_id}", now)
+            if self.storage.update_job(
+                claimed.job_id,
+                changes,
+                expect={"attempts_made": record.get("attempts_made") or 0},
+                expect_status=STARTABLE,
+                append={"timeline": [entry]},
+            ):
+                record.update(changes)
+                return True
+            fresh = self.storage.get_job(claimed.job_id)
+            if fresh is None or fresh["status"] in FINAL or fresh["status"] == WAITING_CHILDREN:
+                self._drop(claimed.lease)
+                return False
+            record = claimed.record = fresh
+        self._drop(claimed.lease)
+        return False
+
+    def update_progress(self, claimed: Claimed, percent: float, label: str | None) -> bool:
+        changes = {"progress": percent, "progress_label": label}
+        return self.storage.update_job(
+            claimed.job_id, changes, expect={"lease_token": claimed.lease.token}
+        )
+
+    def append_log(self, claimed: Claimed, entry: Mapping[str, Any]) -> bool:
+        return self.storage.update_job(
+            claimed.job_id, {}, expect={"lease_token": claimed.lease.token}, append={"logs": [entry]}
+        )
+
+    def complete(self, claimed: Claimed, return_value: Any, queue: Queue | None = None) -> None:
+        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job."""
+        now = time.time()
+        changes = {
+            "status": COMPLETED,
+            "return_value": return_value,
+            "finished_at": now,
+            "progress": 100,
+            "lease_token": None,
+        }
+        self._finish(claimed, changes, transition(ACTIVE, COMPLETED, "completed", now))
+        self._ack_after_finish(claimed.lease)
+        record = {**claimed.record, **changes}
+        dag.parent_finished(self, record)
+        retention.apply(self.storage, record, queue)
+
+    def fail_attempt(
+        self,
+        claimed: Claimed,
+        error: Mapping[str, Any],
+        stacktrace: str | None,
+        queue: Queue | None,
+        retryable: bool = True,
+    ) -> str:
+        """Record a failed attempt: retry later if attempts remain (and it is retryable), else
+        fail for good. Returns the new status. ``LeaseLost`` if the attempt is stale."""
+        record = claimed.record
+        retries = queue.retries if queue is not None else DEFAULT_RETRIES
+        attempt = int(record.get("attempts_made") or 1)
+        max_attempts = int(record.get("max_attempts") or retries.max + 1)
+        now = time.time()
+        if retryable and attempt < max_attempts:
+            delay = retries.delay(attempt, (record.get("options") or {}).get("backoff"))
+            status = DELAYED if delay > 0 else WAITING
+            changes = {
+                "status": status,
+                "error": dict(error),
+                "stacktrace": stacktrace,
+                "lease_token": None,
+                "run_at": now + delay,
+                "queued_at": now,
+            }
+            reason = f"attempt {attempt} failed: {error.get('type')}; retry in {delay:.3g} s"
+            self._finish(claimed, changes, transition(ACTIVE, status, reason, now))
+            try:
+                self.broker.nack(claimed.lease, delay)
+            except LeaseLost:
+                log.warning("job %s: lease lost after recording its retry", claimed.job_id)
+            return status
+        changes = {
+            "status": FAILED,
+            "error": dict(error),
+            "stacktrace": stacktrace,
+            "finished_at": now,
+            "lease_token": None,
+        }
+        self._finish(claimed, changes, transition(ACTIVE, FAILED, f"failed: {error.get('type')}", now))
+        self._ack_after_finish(claimed.lease)
+        record = {**record, **changes}
+        dag.parent_finished(self, record)
+        retention.apply(self.storage, record, queue)
+        return FAILED
+
+    def _finish(self, claimed: Claimed, changes: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
+        if not self.storage.update_job(
+            claimed.job_id,
+            changes,
+            expect={"lease_token": claimed.lease.token},
+            append={"timeline": [entry]},
+        ):
+            raise LeaseLost(
+                f"job {claimed.job_id}: attempt with lease {claimed.lease.token} no longer owns the job"
+            )
+
+    def _ack_after_finish(self, lease: Lease) -> None:
+        try:
+            self.broker.ack(lease)
+        except LeaseLost:
+            # The lease expired after the record was written; whoever claims the id next sees
+            # a final record and drops it.
+            log.warning("job %s: lease lost after recording its end", lease.job_id)
+
+    # --- master side -----------------------------------------------------------------------
+
+    def recover_lease(
+        self, lease: Lease, error: Mapping[str, Any], queue: Queue | None, retryable: bool = True
+    ) -> str | None:
+        """The holder of ``lease`` died: fail its attempt through the retry path.
+
+        A job the holder had claimed but not yet started is put back at once without using an
+        attempt. Returns the job's new status (None when there was nothing to do).
+        """
+        try:
+            record = self.storage.get_job(lease.job_id)
+        except ValueError as exc:
+            self._fail_corrupt(lease, exc)
+            return FAILED
+        if record is None or record["status"] in FINAL:
+            self._drop(lease)
+            return None
+        if record.get("lease_token") != lease.token:
+            try:
+                self.broker.nack(lease)
+            except LeaseLost:
+                return None
+            return WAITING
+        try:
+            return self.fail_attempt(Claimed(lease, record), error, None, queue, retryable)
+        except LeaseLost:
+            return None
+
+    def recover_expired(self, queue_name: str, queue: Queue | None, max_stalled: int) -> list[str]:
+        """Put jobs whose lease deadline passed back to waiting (``stalled_count`` + 1), or fail
+        them beyond ``max_stalled`` stalls. Returns the ids handled."""
+        handled = []
+        for lease in self.broker.expired_leases(queue_name):
+            record = self.storage.get_job(lease.job_id)
+            if record is None or record["status"] in FINAL:
+                self._drop(lease)
+                continue
+            stalls = int(record.get("stalled_count") or 0) + 1
+            now = time.time()
+            if stalls > max_stalled:
+                status, reason = FAILED, f"stalled {stalls} times (lease expired), max {max_stalled}"
+                changes: dict[str, Any] = {
+                    "status": FAILED,
+                    "finished_at": now,
+                    "error": {"type": "JobStalled", "message": reason},
+                }
+            else:
+                status, reason = WAITING, f"stalled: lease expired (stall {stalls})"
+                changes = {"status": WAITING, "queued_at": now}
+            changes.update({"stalled_count": stalls, "lease_token": None, "worker_id": None})
+            if not self.storage.update_job(
+                lease.job_id,
+                changes,
+                expect={"lease_token": record.get("lease_token")},
+                expect_status=[record["status"]],
+                append={"timeline": [transition(record["status"], status, reason, now)]},
+            ):
+                continue
+            try:
+                if status == FAILED:
+                    self.broker.ack(lease)
+                else:
+                    self.broker.nack(lease)
+            except LeaseLost:
+                continue
+            if status == FAILED:
+                dag.parent_finished(self, {**record, **changes})
+            handled.append(lease.job_id)
+        return handled
+
+
+def _stored_options(options: AddOptions) -> dict[str, Any]:
+    stored: dict[str, Any] = {}
+    if options.priority:
+        stored["priority"] = options.priority
+    if options.delay:
+        stored["delay"] = options.delay
+    if options.attempts is not None:
+        stored["attempts"] = options.attempts
+    if options.backoff is not None:
+        stored["backoff"] = options.backoff
+    if options.depends_on:
+        stored["on_parent_failure"] = options.on_parent_failure
+    if options.remove_on_complete is not None:
+        stored["remove_on_complete"] = options.remove_on_complete
+    if options.remove_on_fail is not None:
+        stored["remove_on_fail"] = options.remove_on_fail
+    return stored

@@ -1,0 +1,2 @@
+"""The runtime: executing claimed jobs, in-process for tests and scripts, or under the prefork
+master (master, children, leadership, recovery)."""

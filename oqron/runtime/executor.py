@@ -1,0 +1,121 @@
+"""Run one claimed job: start the attempt, call the handler, record the outcome.
+
+The outcome goes through ``Lifecycle``: success → completed + ack; failure with attempts left →
+delayed (backoff) + nack; otherwise failed + ack. Anything the handler raises, ``BaseException``
+included, ends as a recorded failure; only the runtime's own control exceptions (and those the
+caller names in ``propagate``) continue upwards after being recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import traceback
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, Iterator
+
+from .. import codec
+from ..context import JobContext
+from ..errors import JobDiscarded, JobTimeout, LeaseLost, UnknownHandler
+from ..lifecycle import Claimed, Lifecycle
+from ..modules.queue import Queue
+from ..registry import Registry
+from .control import HardTimeout, StopChild
+
+log = logging.getLogger("oqron.executor")
+SKIPPED = "skipped"
+
+
+class Executor:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        registry: Registry,
+        worker_id: str,
+        propagate: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.registry = registry
+        self.worker_id = worker_id
+        self.propagate = (HardTimeout, StopChild, *propagate)
+        #: What the handler of the last executed job raised (None if it returned).
+        self.last_error: BaseException | None = None
+
+    def execute(self, claimed: Claimed) -> str:
+        """Run the attempt; returns the job's status afterwards (or ``skipped``)."""
+        self.last_error = None
+        queue = self.registry.queues.get(claimed.lease.queue)
+        if not self.lifecycle.start(claimed, queue, self.worker_id):
+            return SKIPPED
+        if queue is None or queue.function is None:
+            error = {"type": UnknownHandler.__name__,
+                     "message": f"no handler for queue {claimed.lease.queue!r} on worker {self.worker_id}"}
+            return self._fail(claimed, error, None, queue, retryable=False)
+        context = JobContext(claimed, self.lifecycle)
+        try:
+            with soft_timeout(queue.soft_timeout):
+                result = queue.function(context)
+        except BaseException as exc:  # noqa: BLE001 - every failure of user code is recorded
+            self.last_error = exc
+            status = self._record_exception(claimed, queue, context, exc)
+            if isinstance(exc, self.propagate):
+                raise
+            return status
+        if context.discarded:
+            error = {"type": JobDiscarded.__name__, "message": "discarded by handler"}
+            return self._fail(claimed, error, None, queue, retryable=False)
+        try:
+            codec.check_json(result, "return value")
+        except TypeError as exc:  # a handler bug: the same code would fail the same way again
+            return self._fail(claimed, {"type": "TypeError", "message": str(exc)}, None, queue, False)
+        try:
+            self.lifecycle.complete(claimed, result, queue)
+        except LeaseLost as exc:
+            log.warning("job %s finished but its result was refused: %s", claimed.job_id, exc)
+            return SKIPPED
+        return "completed"
+
+    def _record_exception(
+        self, claimed: Claimed, queue: Queue, context: JobContext, exc: BaseException
+    ) -> str:
+        kind, message = type(exc).__name__, str(exc) or type(exc).__name__
+        if isinstance(exc, HardTimeout):
+            kind, message = JobTimeout.__name__, f"hard timeout: ran longer than {queue.timeout} s"
+        retryable = not (context.discarded or isinstance(exc, JobDiscarded))
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return self._fail(claimed, {"type": kind, "message": message}, stack, queue, retryable)
+
+    def _fail(
+        self,
+        claimed: Claimed,
+        error: dict[str, Any],
+        stacktrace: str | None,
+        queue: Queue | None,
+        retryable: bool,
+    ) -> str:
+        try:
+            return self.lifecycle.fail_attempt(claimed, error, stacktrace, queue, retryable)
+        except LeaseLost as exc:
+            log.warning("job %s failed but the failure was refused: %s", claimed.job_id, exc)
+            return SKIPPED
+
+
+@contextmanager
+def soft_timeout(seconds: float | None) -> Iterator[None]:
+    """Raise ``JobTimeout`` inside the handler after ``seconds`` (SIGALRM; main thread only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise JobTimeout(f"soft timeout: ran longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

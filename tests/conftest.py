@@ -1,0 +1,41 @@
+"""Fixtures shared by every test: a private Redis, isolated prefixes, a clean registry."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Iterator
+
+import pytest
+
+from oqron.container import Container
+from oqron.registry import registry
+from tests.support.redis_server import RedisServer
+
+_prefix_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def project() -> str:
+    """A project name no other test uses, so every test has its own key prefix."""
+    return f"t{os.getpid()}x{next(_prefix_numbers)}"
+
+
+@pytest.fixture(autouse=True)
+def clean_definitions() -> Iterator[None]:
+    registry.clear()
+    yield
+    registry.clear()
+    Container.reset()

@@ -1,0 +1,1 @@
+"""Helpers the tests share: private servers, waiting on conditions, processes."""
