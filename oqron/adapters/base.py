@@ -89,9 +89,15 @@ class Storage:
         raise NotImplementedError
 
     def list_jobs(
-        self, queue: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Records newest first: by status-change time for a status, by creation time otherwise."""
+        """Records newest first (or oldest first): ordered by the time they entered their status
+        when ``status`` is given, by creation time otherwise."""
         raise NotImplementedError
 
     def count_jobs(self, queue: str | None = None, status: str | None = None) -> int:
@@ -113,8 +119,23 @@ class Storage:
         entered the status more than ``older_than`` seconds ago. Returns how many were deleted."""
         raise NotImplementedError
 
-    def put_doc(self, namespace: str, key: str, doc: Mapping[str, Any]) -> None:
-        """Store a small JSON document (schedules, node registry, ...), replacing any old one."""
+    def put_doc(
+        self,
+        namespace: str,
+        key: str,
+        doc: Mapping[str, Any],
+        *,
+        expect: Mapping[str, Any] | None = None,
+        fence: int | None = None,
+    ) -> bool:
+        """Store a small JSON document (schedules, node registry, ...), replacing any old one.
+
+        With ``expect``, write only if a document exists and each given field equals its
+        value (compare-and-set). With ``fence``, write only if the stored document's ``_fence``
+        field is absent or <= ``fence``, and stamp the new document with ``_fence = fence``: a
+        writer holding an older leadership epoch can no longer overwrite a newer one's write.
+        Returns whether the document was written.
+        """
         raise NotImplementedError
 
     def get_doc(self, namespace: str, key: str) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ class MemoryStorage(Storage):
         self._lock = threading.RLock()
         self._jobs: dict[str, dict[str, Any]] = {}
         self._status_time: dict[str, float] = {}
+        self._created: dict[str, float] = {}
         self._docs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._queues: set[str] = set()
 
@@ -41,7 +42,7 @@ class MemoryStorage(Storage):
                     inserted.append(False)
                     continue
                 self._jobs[job_id] = copy.deepcopy(dict(record))
-                self._status_time[job_id] = self._clock()
+                self._status_time[job_id] = self._created[job_id] = self._clock()
                 self._queues.add(record["queue"])
                 inserted.append(True)
             return inserted
@@ -88,14 +89,19 @@ class MemoryStorage(Storage):
         ]
 
     def list_jobs(
-        self, queue: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
         with self._lock:
             ids = self._matching(queue, status)
             if status is None:
-                ids.sort(key=lambda i: (self._jobs[i].get("created_at") or 0, i), reverse=True)
+                ids.sort(key=lambda i: (self._created[i], i), reverse=not oldest_first)
             else:
-                ids.sort(key=lambda i: (self._status_time[i], i), reverse=True)
+                ids.sort(key=lambda i: (self._status_time[i], i), reverse=not oldest_first)
             return [copy.deepcopy(self._jobs[i]) for i in ids[offset : offset + limit]]
 
     def count_jobs(self, queue: str | None = None, status: str | None = None) -> int:
@@ -112,6 +118,7 @@ class MemoryStorage(Storage):
             for job_id in job_ids:
                 if self._jobs.pop(job_id, None) is not None:
                     self._status_time.pop(job_id, None)
+                    self._created.pop(job_id, None)
                     deleted += 1
             return deleted
 
@@ -128,9 +135,28 @@ class MemoryStorage(Storage):
                 doomed.update(i for i in ids if self._status_time[i] < cutoff)
             return self.delete_jobs(list(doomed))
 
-    def put_doc(self, namespace: str, key: str, doc: Mapping[str, Any]) -> None:
+    def put_doc(
+        self,
+        namespace: str,
+        key: str,
+        doc: Mapping[str, Any],
+        *,
+        expect: Mapping[str, Any] | None = None,
+        fence: int | None = None,
+    ) -> bool:
         with self._lock:
-            self._docs[namespace][key] = copy.deepcopy(dict(doc))
+            stored = self._docs[namespace].get(key)
+            if expect is not None and (
+                stored is None or any(stored.get(k) != v for k, v in expect.items())
+            ):
+                return False
+            new = copy.deepcopy(dict(doc))
+            if fence is not None:
+                if stored is not None and (stored.get("_fence") or 0) > fence:
+                    return False
+                new["_fence"] = fence
+            self._docs[namespace][key] = new
+            return True
 
     def get_doc(self, namespace: str, key: str) -> dict[str, Any] | None:
         with self._lock:

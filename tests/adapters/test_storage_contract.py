@@ -187,3 +187,32 @@ def test_prefixes_are_isolated(storage: Storage, backend: str, request: pytest.F
         assert other.create_jobs([record("a")]) == [True]
     finally:
         other.close()
+
+
+def test_list_oldest_first(storage: Storage) -> None:
+    for i in range(4):
+        storage.create_jobs([record(f"j{i}")])
+        time.sleep(0.002)
+    assert [r["id"] for r in storage.list_jobs("q", "waiting", oldest_first=True, limit=2)] == ["j0", "j1"]
+    assert [r["id"] for r in storage.list_jobs("q", None, oldest_first=True, offset=3)] == ["j3"]
+    storage.create_jobs([record("x", queue="q2")])
+    assert [r["id"] for r in storage.list_jobs(None, "waiting", oldest_first=True)] == ["j0", "j1", "j2", "j3", "x"]
+
+
+def test_doc_compare_and_set(storage: Storage) -> None:
+    assert not storage.put_doc("s", "k", {"v": 1}, expect={"v": 0})
+    assert storage.put_doc("s", "k", {"v": 1, "t": 1.25, "name": "a"})
+    assert not storage.put_doc("s", "k", {"v": 2}, expect={"v": 0})
+    assert not storage.put_doc("s", "k", {"v": 2}, expect={"v": 1, "name": "b"})
+    assert storage.put_doc("s", "k", {"v": 2}, expect={"v": 1, "t": 1.25, "name": "a", "missing": None})
+    assert storage.get_doc("s", "k") == {"v": 2}
+
+
+def test_doc_fence_refuses_older_epochs(storage: Storage) -> None:
+    assert storage.put_doc("s", "k", {"tick": 1}, fence=3)
+    assert storage.get_doc("s", "k") == {"tick": 1, "_fence": 3}
+    assert not storage.put_doc("s", "k", {"tick": 2}, fence=2)
+    assert storage.put_doc("s", "k", {"tick": 3}, fence=3)
+    assert storage.put_doc("s", "k", {"tick": 4}, fence=5)
+    assert not storage.put_doc("s", "k", {"tick": 5}, fence=4, expect={"tick": 4})
+    assert storage.get_doc("s", "k") == {"tick": 4, "_fence": 5}

@@ -14,7 +14,7 @@ PRUNE_BATCH = 1000
 
 
 class RedisStorage(RedisAdapter, Storage):
-    scripts_used = ("job_create", "job_update", "job_delete", "job_prune", "job_list")
+    scripts_used = ("job_create", "job_update", "job_delete", "job_prune", "job_list", "doc_put")
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -71,21 +71,32 @@ class RedisStorage(RedisAdapter, Storage):
             args += [field, APPEND_CAPS.get(field, 1000), encode_lines(entries)]
         return bool(self.scripts["job_update"](args=args))
 
-    def _page(self, index: str, offset: int, limit: int) -> list[tuple[float, dict[str, Any]]]:
-        rows = self.scripts["job_list"](keys=[index], args=[self.prefix, offset, limit])
+    def _page(
+        self, index: str, offset: int, limit: int, oldest_first: bool
+    ) -> list[tuple[float, dict[str, Any]]]:
+        order = "asc" if oldest_first else "desc"
+        rows = self.scripts["job_list"](keys=[index], args=[self.prefix, offset, limit, order])
         return [(float(score), decode_record(flat)) for score, flat in rows]
 
     @translate_errors
     def list_jobs(
-        self, queue: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
         queues = [queue] if queue is not None else self.queue_names()
         if len(queues) == 1:
-            return [r for _, r in self._page(self._index(queues[0], status), offset, limit)]
-        pages = [self._page(self._index(q, status), 0, offset + limit) for q in queues]
-        merged = heapq.merge(*pages, key=lambda row: (row[0], row[1]["id"]), reverse=True)
+            page = self._page(self._index(queues[0], status), offset, limit, oldest_first)
+            return [record for _, record in page]
+        pages = [self._page(self._index(q, status), 0, offset + limit, oldest_first) for q in queues]
+        merged = heapq.merge(
+            *pages, key=lambda row: (row[0], row[1]["id"]), reverse=not oldest_first
+        )
         return [record for _, record in list(merged)[offset : offset + limit]]
 
     @translate_errors
@@ -126,8 +137,26 @@ class RedisStorage(RedisAdapter, Storage):
         return f"{self.prefix}docs:{namespace}"
 
     @translate_errors
-    def put_doc(self, namespace: str, key: str, doc: Mapping[str, Any]) -> None:
-        self.client.hset(self._docs_key(namespace), key, codec.dumps(doc))
+    def put_doc(
+        self,
+        namespace: str,
+        key: str,
+        doc: Mapping[str, Any],
+        *,
+        expect: Mapping[str, Any] | None = None,
+        fence: int | None = None,
+    ) -> bool:
+        payload = dict(doc)
+        if fence is not None:
+            payload["_fence"] = fence
+        if expect is None and fence is None:
+            self.client.hset(self._docs_key(namespace), key, codec.dumps(payload))
+            return True
+        if expect is not None:
+            _check_scalars(expect)
+        args = [key, codec.dumps(payload), "" if expect is None else codec.dumps(dict(expect)),
+                "" if fence is None else fence]
+        return bool(self.scripts["doc_put"](keys=[self._docs_key(namespace)], args=args))
 
     @translate_errors
     def get_doc(self, namespace: str, key: str) -> dict[str, Any] | None:
@@ -142,3 +171,9 @@ class RedisStorage(RedisAdapter, Storage):
     def list_docs(self, namespace: str) -> dict[str, dict[str, Any]]:
         raw = self.client.hgetall(self._docs_key(namespace))
         return {key: codec.loads(text) for key, text in raw.items()}
+
+
+def _check_scalars(expect: Mapping[str, Any]) -> None:
+    for field, value in expect.items():
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"expect[{field!r}]: only scalar values can be compared, got {value!r}")
