@@ -14,8 +14,9 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -166,7 +167,7 @@ def _queues(name: str, value: Any) -> dict[str, int] | None:
     for qname, weight in value.items():
         if not isinstance(qname, str) or not QUEUE_NAME_RE.match(qname):
             raise ConfigError(name, f"invalid queue name {qname!r}")
-        weights[qname] = _int(1)(f"{name}[{qname}] weight", weight)  # type: ignore[assignment]
+        weights[qname] = _int(1)(f"{name}[{qname}] weight", weight)
     return weights
 
 
@@ -184,14 +185,15 @@ def _clustering(name: str, value: Any) -> Clustering:
         raise ConfigError(name, f"expected a mapping with total_shards/owned_shards/region, got {value!r}")
     extra = set(value) - {"total_shards", "owned_shards", "region"}
     if extra:
-        raise ConfigError(name, f"unknown key {sorted(extra)[0]!r}; allowed: total_shards, owned_shards, region")
+        allowed = "total_shards, owned_shards, region"
+        raise ConfigError(name, f"unknown key {sorted(extra)[0]!r}; allowed: {allowed}")
     total = _int(1)(f"{name}.total_shards", value.get("total_shards", 1))
     owned_raw = value.get("owned_shards")
     owned = tuple(range(total)) if owned_raw is None else owned_raw
     if isinstance(owned, str):
         owned = [o for o in owned.split(",") if o.strip()]
     if not isinstance(owned, (list, tuple)) or not owned:
-        raise ConfigError(f"{name}.owned_shards", f"expected a non-empty list of shard numbers, got {owned!r}")
+        raise ConfigError(f"{name}.owned_shards", f"expected a non-empty list of shard ids, got {owned!r}")
     shards = []
     for shard in owned:
         number = _int(0)(f"{name}.owned_shards", shard)

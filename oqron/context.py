@@ -108,7 +108,7 @@ class JobContext:
         """Return values of this job's ``depends_on`` parents, by parent id."""
         parent_ids = self._record.get("parent_ids") or []
         parents = self._lifecycle.storage.get_jobs(parent_ids)
-        return {pid: (p or {}).get("return_value") for pid, p in zip(parent_ids, parents)}
+        return {pid: (p or {}).get("return_value") for pid, p in zip(parent_ids, parents, strict=True)}
 
     def spawn(self, queue: Any, data: Any = None, **options: Any) -> Job:
         """Add a job to another queue (a name or a ``Queue``), marked as started by this job."""

@@ -10,7 +10,8 @@ the child's status, so it happens once.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .job import CANCELLED, COMPLETED, FAILED, WAITING, WAITING_CHILDREN, transition
 
@@ -44,7 +45,9 @@ def resolve(lifecycle: Lifecycle, child_id: str) -> None:
     parents = storage.get_jobs(parent_ids)
     policy = (child.get("options") or {}).get("on_parent_failure", "cascade-fail")
     failed = [
-        pid for pid, p in zip(parent_ids, parents) if p is None or p["status"] in (FAILED, CANCELLED)
+        pid
+        for pid, p in zip(parent_ids, parents, strict=True)
+        if p is None or p["status"] in (FAILED, CANCELLED)
     ]
     if failed and policy == "cascade-fail":
         _cascade_fail(lifecycle, child, failed[0])
@@ -55,7 +58,9 @@ def resolve(lifecycle: Lifecycle, child_id: str) -> None:
         now = time.time()
         changes = {"status": WAITING, "queued_at": now}
         entry = transition(WAITING_CHILDREN, WAITING, "parents done", now)
-        if storage.update_job(child_id, changes, expect_status=[WAITING_CHILDREN], append={"timeline": [entry]}):
+        if storage.update_job(
+            child_id, changes, expect_status=[WAITING_CHILDREN], append={"timeline": [entry]}
+        ):
             lifecycle.publish_waiting(child)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
+from typing import TYPE_CHECKING, Any
 
+from .checks import is_int, is_seconds
 from .errors import ConfigError, JobFailed, JobNotFound
 
 if TYPE_CHECKING:
@@ -45,12 +47,12 @@ class Retries:
     """
 
     max: int = 3
-    strategy: Union[str, BackoffFn] = "exponential"
+    strategy: str | BackoffFn = "exponential"
     base_delay: float = 2.0
     max_delay: float = 60.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.max, bool) or not isinstance(self.max, int) or self.max < 0:
+        if not is_int(self.max, 0):
             raise ConfigError("retries.max", f"expected an integer >= 0, got {self.max!r}")
         if not callable(self.strategy) and self.strategy not in BACKOFF_STRATEGIES:
             raise ConfigError(
@@ -59,7 +61,7 @@ class Retries:
             )
         for name in ("base_delay", "max_delay"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if not is_seconds(value):
                 raise ConfigError(f"retries.{name}", f"expected seconds >= 0, got {value!r}")
 
     def delay(self, attempt: int, backoff: Mapping[str, Any] | None = None) -> float:
@@ -67,10 +69,10 @@ class Retries:
 
         ``backoff`` is a job's own ``{"type": ..., "delay": ...}`` and overrides the strategy.
         """
-        strategy: Union[str, BackoffFn] = self.strategy
+        strategy: str | BackoffFn = self.strategy
         base = self.base_delay
         if backoff:
-            strategy, base = backoff["type"], float(backoff["delay"])
+            strategy, base = str(backoff["type"]), float(backoff["delay"])
         if callable(strategy):
             seconds = float(strategy(attempt))
         elif strategy == "fixed":
@@ -84,18 +86,12 @@ def normalize_backoff(backoff: Any) -> dict[str, Any] | None:
     """A job's ``backoff`` option: seconds (fixed) or ``{"type": ..., "delay": seconds}``."""
     if backoff is None:
         return None
-    if isinstance(backoff, (int, float)) and not isinstance(backoff, bool) and backoff >= 0:
+    if is_seconds(backoff):
         return {"type": "fixed", "delay": float(backoff)}
     if isinstance(backoff, Mapping):
         kind, delay = backoff.get("type"), backoff.get("delay")
-        if (
-            kind in BACKOFF_STRATEGIES
-            and isinstance(delay, (int, float))
-            and not isinstance(delay, bool)
-            and delay >= 0
-            and set(backoff) <= {"type", "delay"}
-        ):
-            return {"type": kind, "delay": float(delay)}
+        if kind in BACKOFF_STRATEGIES and is_seconds(delay) and set(backoff) <= {"type", "delay"}:
+            return {"type": kind, "delay": float(delay)}  # type: ignore[arg-type]
     raise ValueError(
         f"backoff: expected seconds or {{'type': 'fixed'|'exponential', 'delay': seconds}}, got {backoff!r}"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Iterable
+from collections.abc import Iterable
 
 from .config import Config, load_config
 from .container import Container

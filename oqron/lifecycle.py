@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import dag, retention
 from .adapters.base import Broker, Lease, Storage
@@ -111,7 +112,7 @@ class Lifecycle:
             for data, job_id in items
         ]
         inserted = self.storage.create_jobs(records)
-        fresh = [r["id"] for r, ok in zip(records, inserted) if ok]
+        fresh = [r["id"] for r, ok in zip(records, inserted, strict=True) if ok]
         if options.depends_on:
             for job_id in fresh:
                 dag.link(self, job_id, options.depends_on)
@@ -119,17 +120,17 @@ class Lifecycle:
             self.broker.publish(
                 queue.name, fresh, strategy=queue.strategy, priority=options.priority, delay=options.delay
             )
-        existing = [r["id"] for r, ok in zip(records, inserted) if not ok]
-        found = dict(zip(existing, self.storage.get_jobs(existing))) if existing else {}
+        existing = [r["id"] for r, ok in zip(records, inserted, strict=True) if not ok]
+        found = dict(zip(existing, self.storage.get_jobs(existing), strict=True)) if existing else {}
         jobs = []
-        for record, ok in zip(records, inserted):
+        for record, ok in zip(records, inserted, strict=True):
             current = record if ok else found.get(record["id"]) or record
             jobs.append(Job(current, self))
         return jobs
 
     def _check_parents(self, parent_ids: Sequence[str]) -> None:
         parents = self.storage.get_jobs(list(parent_ids))
-        missing = [pid for pid, record in zip(parent_ids, parents) if record is None]
+        missing = [pid for pid, record in zip(parent_ids, parents, strict=True) if record is None]
         if missing:
             raise DependencyNotFound(f"depends_on: parent job(s) {', '.join(missing)} do not exist")
 

@@ -3,9 +3,11 @@ False (keep), N (keep the newest N of that queue and status) or ``{"age": s, "co
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .adapters.base import Storage
+from .checks import is_int, is_seconds
 from .job import COMPLETED, FAILED
 
 if TYPE_CHECKING:
@@ -20,9 +22,7 @@ def check(name: str, value: Any) -> Any:
         return value
     if isinstance(value, Mapping) and value and set(value) <= {"age", "count"}:
         age, count = value.get("age"), value.get("count")
-        ok_age = age is None or (isinstance(age, (int, float)) and not isinstance(age, bool) and age >= 0)
-        ok_count = count is None or (isinstance(count, int) and not isinstance(count, bool) and count >= 0)
-        if ok_age and ok_count:
+        if (age is None or is_seconds(age)) and (count is None or is_int(count, 0)):
             return dict(value)
     raise ValueError(
         f"{name}: expected True, False, a count >= 0 or {{'age': seconds, 'count': n}}, got {value!r}"

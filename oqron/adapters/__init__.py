@@ -6,7 +6,8 @@ code. Backends whose client library is missing or not built yet raise ``ConfigEr
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..errors import ConfigError
 from .base import Broker, Lease, Lock, Storage

@@ -11,8 +11,9 @@ what that suite checks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 STRATEGIES = ("fifo", "lifo", "priority")
 MAX_PRIORITY = 2**20 - 1

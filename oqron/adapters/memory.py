@@ -13,8 +13,9 @@ import itertools
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..errors import LeaseLost
 from .base import APPEND_CAPS, Broker, Lease, Lock, Storage, entry_score
@@ -294,7 +295,7 @@ class MemoryBroker(Broker):
         return q
 
     def _drop_lease(self, q: _MemoryQueue, queue: str, job_id: str) -> None:
-        token, consumer, _ = q.leases.pop(job_id)
+        _token, consumer, _ = q.leases.pop(job_id)
         self._consumers[consumer].discard((queue, job_id))
         if not self._consumers[consumer]:
             del self._consumers[consumer]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from .. import codec, dag, retention
 from ..adapters.base import MAX_PRIORITY, STRATEGIES
+from ..checks import is_int, is_seconds
 from ..config import QUEUE_NAME_RE
 from ..errors import DefinitionError, JobNotFound
 from ..job import STATUSES, Job, Retries, check_job_id, new_job_id, normalize_backoff
@@ -42,12 +43,10 @@ class Queue:
             )
         if strategy not in STRATEGIES:
             raise DefinitionError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
-        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        if concurrency is not None and not is_int(concurrency, 1):
             raise DefinitionError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
         for label, value in (("timeout", timeout), ("soft_timeout", soft_timeout)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
-            ):
+            if value is not None and not is_seconds(value, positive=True):
                 raise DefinitionError(f"{label}: expected seconds > 0, got {value!r}")
         if retries is not None and not isinstance(retries, Retries):
             raise DefinitionError(f"retries: expected oqron.Retries(...), got {retries!r}")
@@ -158,15 +157,15 @@ class Queue:
         remove_on_complete: Any,
         remove_on_fail: Any,
     ) -> AddOptions:
-        if priority is None:
-            priority = 0
-        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
-            raise ValueError(f"priority: expected an integer 0..{MAX_PRIORITY} (lower runs first), got {priority!r}")
-        if delay is None:
-            delay = 0.0
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not math.isfinite(delay) or delay < 0:
+        priority = 0 if priority is None else priority
+        if not is_int(priority, 0) or priority > MAX_PRIORITY:
+            raise ValueError(
+                f"priority: expected an integer 0..{MAX_PRIORITY} (lower runs first), got {priority!r}"
+            )
+        delay = 0.0 if delay is None else delay
+        if not is_seconds(delay):
             raise ValueError(f"delay: expected seconds >= 0, got {delay!r}")
-        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1):
+        if attempts is not None and not is_int(attempts, 1):
             raise ValueError(f"attempts: expected an integer >= 1 (total attempts), got {attempts!r}")
         parents: tuple[str, ...] = ()
         if depends_on is not None:

@@ -12,9 +12,10 @@ import logging
 import signal
 import threading
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Iterator
+from typing import Any
 
 from .. import codec
 from ..context import JobContext
@@ -39,7 +40,7 @@ class Executor:
         self.lifecycle = lifecycle
         self.registry = registry
         self.worker_id = worker_id
-        self.propagate = (HardTimeout, StopChild, *propagate)
+        self.propagate: tuple[type[BaseException], ...] = (HardTimeout, StopChild, *propagate)
         #: What the handler of the last executed job raised (None if it returned).
         self.last_error: BaseException | None = None
 
@@ -57,7 +58,7 @@ class Executor:
         try:
             with soft_timeout(queue.soft_timeout):
                 result = queue.function(context)
-        except BaseException as exc:  # noqa: BLE001 - every failure of user code is recorded
+        except BaseException as exc:
             self.last_error = exc
             status = self._record_exception(claimed, queue, context, exc)
             if isinstance(exc, self.propagate):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..container import Container
 from ..lifecycle import Lifecycle
-from ..registry import Registry, registry as default_registry
+from ..registry import Registry
+from ..registry import registry as default_registry
 from .executor import Executor
 
 

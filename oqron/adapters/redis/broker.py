@@ -9,7 +9,7 @@ idle child costs one blocked connection and no CPU.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ...errors import LeaseLost
 from ..base import Broker, Lease
@@ -52,8 +52,10 @@ class RedisBroker(RedisAdapter, Broker):
     ) -> None:
         if not job_ids:
             return
-        keys = [self._key(queue, p) for p in ("ready", "delayed", "active", "meta", "prio", "marker")]
-        self.scripts["publish"](keys=keys, args=[strategy or "", priority, int(delay * 1000), self._now(), *job_ids])
+        parts = ("ready", "delayed", "active", "meta", "prio", "marker")
+        keys = [self._key(queue, p) for p in parts]
+        args = [strategy or "", priority, int(delay * 1000), self._now(), *job_ids]
+        self.scripts["publish"](keys=keys, args=args)
 
     @translate_errors
     def claim(
@@ -110,7 +112,7 @@ class RedisBroker(RedisAdapter, Broker):
         for queue, job_id in pairs:
             pipe.hget(self._key(queue, "leases"), job_id)
         leases = []
-        for (queue, job_id), held in zip(pairs, pipe.execute()):
+        for (queue, job_id), held in zip(pairs, pipe.execute(), strict=True):
             if held is not None:
                 token, holder = held.split(" ", 1)
                 if holder == consumer:
@@ -122,7 +124,7 @@ class RedisBroker(RedisAdapter, Broker):
         keys = [self._key(queue, "active"), self._key(queue, "leases")]
         flat = self.scripts["expired"](keys=keys, args=[limit, self._now()])
         leases = []
-        for job_id, held in zip(flat[::2], flat[1::2]):
+        for job_id, held in zip(flat[::2], flat[1::2], strict=True):
             token, consumer = held.split(" ", 1)
             leases.append(Lease(queue, job_id, token, consumer))
         return leases
@@ -146,7 +148,7 @@ class RedisBroker(RedisAdapter, Broker):
 
     @translate_errors
     def is_paused(self, queue: str) -> bool:
-        return self.client.hget(self._key(queue, "meta"), "paused") == "1"
+        return bool(self.client.hget(self._key(queue, "meta"), "paused") == "1")
 
     @translate_errors
     def counts(self, queue: str) -> dict[str, int]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from importlib import resources
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import redis
-from redis.commands.core import Script
 
 from ...errors import AdapterUnavailable
 
@@ -23,8 +23,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_BLOCK = 5.0
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
+#: redis-py types replies as ``bytes | str`` whatever ``decode_responses`` says; our clients
+#: always decode, so adapters use the client untyped rather than cast every reply.
+Client = Any
 
-def client_for(url: str) -> redis.Redis:
+
+def client_for(url: str) -> Client:
     key = (os.getpid(), url)
     client = _clients.get(key)
     if client is None:
@@ -47,7 +51,7 @@ def drop_clients() -> None:
     _clients.clear()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def script_source(name: str) -> str:
     return resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text()
 
@@ -55,12 +59,12 @@ def script_source(name: str) -> str:
 class ScriptSet:
     """The Lua scripts of one adapter, registered on its client (EVALSHA, loaded on demand)."""
 
-    def __init__(self, client: redis.Redis, names: tuple[str, ...]) -> None:
-        self._scripts: dict[str, Script] = {
+    def __init__(self, client: Client, names: tuple[str, ...]) -> None:
+        self._scripts: dict[str, Any] = {
             name: client.register_script(script_source(name)) for name in names
         }
 
-    def __getitem__(self, name: str) -> Script:
+    def __getitem__(self, name: str) -> Any:
         return self._scripts[name]
 
 
@@ -86,11 +90,11 @@ class RedisAdapter:
         self.url = url
         self.prefix = prefix
         self._pid = -1
-        self._client: redis.Redis | None = None
+        self._client: Client | None = None
         self._scripts: ScriptSet | None = None
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Client:
         if self._client is None or self._pid != os.getpid():
             self._client = client_for(self.url)
             self._scripts = ScriptSet(self._client, self.scripts_used)

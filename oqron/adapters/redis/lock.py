@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .connection import RedisAdapter, translate_errors
 from ..base import Lock
+from .connection import RedisAdapter, translate_errors
 
 
 class RedisLock(RedisAdapter, Lock):

@@ -3,7 +3,8 @@ every other field as JSON. The Lua scripts rely on the first two rules."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ... import codec
 from ..base import APPEND_CAPS
@@ -33,7 +34,7 @@ def encode_fields(changes: Mapping[str, Any]) -> list[str]:
 
 def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
     if not isinstance(flat, Mapping):
-        flat = dict(zip(flat[::2], flat[1::2]))
+        flat = dict(zip(flat[::2], flat[1::2], strict=True))
     record: dict[str, Any] = {}
     for field, text in flat.items():
         if field in RAW_FIELDS:
