@@ -1,0 +1,105 @@
+"""The job life cycle on a real Redis: fencing by lease tokens, many consumer processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import Counter
+
+import pytest
+
+from oqron import Container, LeaseLost, OqronKit, define_config, queue
+from oqron.runtime.executor import Executor
+from oqron.registry import registry
+from tests.support.wait import wait_for
+
+
+@pytest.fixture
+def kit(redis_url: str, project: str) -> Container:
+    return OqronKit.init(define_config(storage=redis_url, broker=redis_url, lock=redis_url, project=project))
+
+
+def test_expired_lease_is_taken_over_and_the_stale_finish_refused(kit: Container) -> None:
+    q = queue("q")
+    job = q.add({"n": 1})
+    life = kit.lifecycle
+    first = life.claim(["q"], "consumer-a", lease_ttl=0.3)
+    assert first is not None and life.start(first, q, "consumer-a")
+
+    wait_for(lambda: kit.broker.expired_leases("q"), 5, message="lease expiry")
+    assert life.recover_expired("q", q, max_stalled=2) == [job.id]
+    assert job.refresh().status == "waiting" and job.record["stalled_count"] == 1
+
+    second = life.claim(["q"], "consumer-b", lease_ttl=30)
+    assert second is not None and second.job_id == job.id
+    assert second.lease.token != first.lease.token
+    assert life.start(second, q, "consumer-b")
+
+    with pytest.raises(LeaseLost):
+        life.complete(first, {"by": "a"}, q)
+    with pytest.raises(LeaseLost):
+        kit.broker.ack(first.lease)
+    job.refresh()
+    assert job.status == "active" and job.attempts_made == 2
+    assert job.record["worker_id"] == "consumer-b" and job.record["lease_token"] == second.lease.token
+    assert job.return_value is None
+
+    life.complete(second, {"by": "b"}, q)
+    assert job.refresh().status == "completed" and job.return_value == {"by": "b"}
+    assert kit.broker.counts("q") == {"waiting": 0, "delayed": 0, "active": 0}
+
+
+def test_stalls_beyond_the_limit_fail_the_job(kit: Container) -> None:
+    q = queue("q")
+    job = q.add({})
+    for stall in range(3):
+        claimed = kit.lifecycle.claim(["q"], "c", lease_ttl=0.05)
+        assert claimed is not None and kit.lifecycle.start(claimed, q, "c")
+        wait_for(lambda: kit.broker.expired_leases("q"), 5, message="lease expiry")
+        kit.lifecycle.recover_expired("q", q, max_stalled=2)
+    job.refresh()
+    assert job.status == "failed" and job.record["stalled_count"] == 3
+    assert job.error["type"] == "JobStalled"
+    assert kit.broker.counts("q") == {"waiting": 0, "delayed": 0, "active": 0}
+
+
+def _consume(queues: list[str], consumer: str, out: multiprocessing.Queue) -> None:
+    container = Container.get()
+    container.after_fork()
+    executor = Executor(container.lifecycle, registry, consumer)
+    claimed_ids = []
+    while True:
+        claimed = container.lifecycle.claim(queues, consumer, lease_ttl=30, timeout=0.5)
+        if claimed is None:
+            break
+        claimed_ids.append(claimed.job_id)
+        executor.execute(claimed)
+    out.put(claimed_ids)
+    out.close()
+    out.join_thread()  # flush before _exit skips the feeder thread
+    os._exit(0)
+
+
+def test_ten_thousand_jobs_four_processes_each_claimed_once(kit: Container) -> None:
+    q = queue("bulk")
+
+    @q.handler
+    def run(ctx):  # type: ignore[no-untyped-def]
+        return ctx.data["n"]
+
+    jobs = q.add_bulk([{"n": i} for i in range(10_000)])
+    assert q.count("waiting") == 10_000
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    workers = [context.Process(target=_consume, args=(["bulk"], f"c{i}", out)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    claimed = [job_id for _ in workers for job_id in out.get(timeout=120)]
+    for worker in workers:
+        worker.join(10)
+    counts = Counter(claimed)
+    assert len(counts) == 10_000 and set(counts.values()) == {1}
+    assert counts.keys() == {j.id for j in jobs}
+    assert q.count("completed") == 10_000
+    assert q.count("waiting") == 0 and q.count("active") == 0
+    assert kit.broker.counts("bulk") == {"waiting": 0, "delayed": 0, "active": 0}
