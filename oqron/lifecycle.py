@@ -118,7 +118,11 @@ class Lifecycle:
                 dag.link(self, job_id, options.depends_on)
         elif fresh:
             self.broker.publish(
-                queue.name, fresh, strategy=queue.strategy, priority=options.priority, delay=options.delay
+                queue.name,
+                fresh,
+                strategy=queue.publish_strategy,
+                priority=options.priority,
+                delay=options.delay,
             )
         existing = [r["id"] for r, ok in zip(records, inserted, strict=True) if not ok]
         found = dict(zip(existing, self.storage.get_jobs(existing), strict=True)) if existing else {}
@@ -375,6 +379,39 @@ class Lifecycle:
             return self.fail_attempt(Claimed(lease, record), error, None, queue, retryable)
         except LeaseLost:
             return None
+
+    def release_lease(self, lease: Lease, reason: str) -> bool:
+        """Put a job back to waiting without charging an attempt: its worker was stopped by an
+        operator (shutdown, reload), not by the job. Returns whether the job was requeued."""
+        try:
+            record = self.storage.get_job(lease.job_id)
+        except ValueError as exc:
+            self._fail_corrupt(lease, exc)
+            return False
+        if record is None or record["status"] in FINAL:
+            self._drop(lease)
+            return False
+        if record.get("lease_token") == lease.token:
+            now = time.time()
+            changes = {
+                "status": WAITING,
+                "attempts_made": max(0, int(record.get("attempts_made") or 1) - 1),
+                "lease_token": None,
+                "worker_id": None,
+                "queued_at": now,
+            }
+            if not self.storage.update_job(
+                lease.job_id,
+                changes,
+                expect={"lease_token": lease.token},
+                append={"timeline": [transition(record["status"], WAITING, reason, now)]},
+            ):
+                return False
+        try:
+            self.broker.nack(lease)
+        except LeaseLost:
+            return False
+        return True
 
     def recover_expired(self, queue_name: str, queue: Queue | None, max_stalled: int) -> list[str]:
         """Put jobs whose lease deadline passed back to waiting (``stalled_count`` + 1), or fail

@@ -70,6 +70,11 @@ class Queue:
     def __repr__(self) -> str:
         return f"<Queue {self.name} {self.strategy}>"
 
+    @property
+    def publish_strategy(self) -> str | None:
+        """The strategy sent with publishes (None: keep what the broker remembers)."""
+        return self.strategy
+
     def options(self) -> dict[str, Any]:
         """The definition's options (what two definitions of one queue must agree on)."""
         return {
@@ -243,6 +248,15 @@ class Queue:
         if job is None:
             raise JobNotFound(f"no job {job_id!r} in queue {self.name!r}")
         return job
+
+
+class UndeclaredQueue(Queue):
+    """A queue known only by name (admin tools): adds jobs without imposing an ordering
+    strategy on the broker, which keeps the one its definition published with."""
+
+    @property
+    def publish_strategy(self) -> str | None:
+        return None
 
 
 def _check_status(status: str | None) -> None:

@@ -9,17 +9,19 @@ caller names in ``propagate``) continue upwards after being recorded.
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import threading
+import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import codec
 from ..context import JobContext
-from ..errors import JobDiscarded, JobTimeout, LeaseLost, UnknownHandler
+from ..errors import AdapterError, JobDiscarded, JobTimeout, LeaseLost, UnknownHandler
 from ..lifecycle import Claimed, Lifecycle
 from ..modules.queue import Queue
 from ..registry import Registry
@@ -27,6 +29,7 @@ from .control import HardTimeout, StopChild
 
 log = logging.getLogger("oqron.executor")
 SKIPPED = "skipped"
+T = TypeVar("T")
 
 
 class Executor:
@@ -36,10 +39,14 @@ class Executor:
         registry: Registry,
         worker_id: str,
         propagate: tuple[type[BaseException], ...] = (),
+        record_retry_window: float = 0.0,
     ) -> None:
+        """``record_retry_window``: how long to keep retrying to record a finished job's outcome
+        while the backend is unavailable (the result exists only in this process)."""
         self.lifecycle = lifecycle
         self.registry = registry
         self.worker_id = worker_id
+        self.record_retry_window = record_retry_window
         self.propagate: tuple[type[BaseException], ...] = (HardTimeout, StopChild, *propagate)
         #: What the handler of the last executed job raised (None if it returned).
         self.last_error: BaseException | None = None
@@ -72,7 +79,7 @@ class Executor:
         except TypeError as exc:  # a handler bug: the same code would fail the same way again
             return self._fail(claimed, {"type": "TypeError", "message": str(exc)}, None, queue, False)
         try:
-            self.lifecycle.complete(claimed, result, queue)
+            self._record(lambda: self.lifecycle.complete(claimed, result, queue))
         except LeaseLost as exc:
             log.warning("job %s finished but its result was refused: %s", claimed.job_id, exc)
             return SKIPPED
@@ -97,10 +104,25 @@ class Executor:
         retryable: bool,
     ) -> str:
         try:
-            return self.lifecycle.fail_attempt(claimed, error, stacktrace, queue, retryable)
+            return self._record(
+                lambda: self.lifecycle.fail_attempt(claimed, error, stacktrace, queue, retryable)
+            )
         except LeaseLost as exc:
             log.warning("job %s failed but the failure was refused: %s", claimed.job_id, exc)
             return SKIPPED
+
+    def _record(self, write: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.record_retry_window
+        pause = 0.1
+        while True:
+            try:
+                return write()
+            except AdapterError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("backend unavailable while recording a job (%s); retrying", exc)
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 5.0)
 
 
 @contextmanager

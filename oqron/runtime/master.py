@@ -1,0 +1,415 @@
+"""The prefork master: forks children, keeps their count, renews their jobs' leases, enforces hard
+timeouts, requeues the jobs of children that die, and obeys signals.
+
+The loop is deliberately plain: signal handlers only queue the signal; each turn waits (at most
+about a second) for a signal or a child's message, then handles signals one at a time, reads
+messages, reaps dead children, renews leases, enforces timeouts, and forks or stops children
+until their number is right. The master never runs job code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as stdlib_queue
+import select
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from ..adapters.base import Lease
+from ..config import Config
+from ..container import Container
+from ..errors import AdapterError
+from ..registry import registry
+from . import messages
+from .child import EXIT_BOOT_ERROR, Child, child_main
+from .process import Pidfile, describe_exit, exit_code, reopen_log_files, set_title
+
+log = logging.getLogger("oqron.master")
+
+HANDLED = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGCHLD")
+TICK = 1.0
+RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
+
+
+class HaltMaster(Exception):
+    """Stop the master with a reason (e.g. children cannot boot)."""
+
+    def __init__(self, reason: str, code: int = 1) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+@dataclass
+class RunningJob:
+    lease: Lease
+    started: float
+    timeout: float | None
+
+
+@dataclass
+class ChildHandle:
+    pid: int
+    number: int
+    consumer: str
+    generation: int
+    spawned: float = field(default_factory=time.monotonic)
+    booted: bool = False
+    job: RunningJob | None = None
+    stopping: bool = False
+    aborted_at: float | None = None
+    killed_at: float | None = None
+    shutdown_kill: bool = False
+
+
+class Master:
+    def __init__(
+        self,
+        config: Config,
+        queues: dict[str, int],
+        reload: Callable[[], tuple[Config, dict[str, int]]] | None = None,
+    ) -> None:
+        """``queues``: queue → weight consumed by the children. ``reload`` re-reads config and
+        code for HUP and returns the new config and queues (raising if they are broken)."""
+        self.config = config
+        self.queues = queues
+        self.reload_code = reload
+        self.node_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.workers = config.workers
+        self.children: dict[int, ChildHandle] = {}
+        self.generation = 0
+        self.phase = RUNNING
+        self.drain_deadline = 0.0
+        self.signals: stdlib_queue.SimpleQueue[int] = stdlib_queue.SimpleQueue()
+        self.next_renewal = 0.0
+        self.spawn_delay = 0.0
+        self.next_spawn = 0.0
+        self.pending_recovery: list[tuple[ChildHandle, int]] = []
+        self.pidfile = Pidfile(config.pidfile) if config.pidfile else None
+        self.wake_r, self.wake_w = os.pipe()
+        self.msg_r, self.msg_w = os.pipe()
+        self.reader = messages.Reader(self.msg_r)
+
+    @property
+    def container(self) -> Container:
+        return Container.get()  # a reload may replace it
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._setup()
+        try:
+            while self.phase != STOPPED:
+                self.wait()
+                self.handle_signals()
+                self.read_messages()
+                self.reap_children()
+                self.renew_leases()
+                self.enforce_timeouts()
+                self.manage_children()
+            return 0
+        except HaltMaster as halt:
+            log.error("stopping: %s", halt)
+            self.kill_children(signal.SIGKILL)
+            return halt.code
+        finally:
+            self._teardown()
+
+    def wait(self) -> None:
+        timeout = max(0.0, min(TICK, self._time_to_next_deadline()))
+        try:
+            ready, _, _ = select.select([self.wake_r, self.msg_r], [], [], timeout)
+        except InterruptedError:
+            return
+        if self.wake_r in ready:
+            _drain(self.wake_r)
+
+    def _time_to_next_deadline(self) -> float:
+        now = time.monotonic()
+        deadlines = [self.next_renewal]
+        for child in self.children.values():
+            if child.job is not None and child.job.timeout is not None and child.aborted_at is None:
+                deadlines.append(child.job.started + child.job.timeout)
+            if child.aborted_at is not None and child.killed_at is None:
+                deadlines.append(child.aborted_at + self.config.kill_grace)
+        if self.phase == DRAINING:
+            deadlines.append(self.drain_deadline)
+        return min(deadlines) - now
+
+    # --- set-up and tear-down ----------------------------------------------------------------
+
+    def _setup(self) -> None:
+        for fd in (self.wake_r, self.wake_w, self.msg_r):
+            os.set_blocking(fd, False)
+        for fd in (self.wake_r, self.wake_w, self.msg_r, self.msg_w):
+            os.set_inheritable(fd, False)
+        signal.set_wakeup_fd(self.wake_w)
+        for name in HANDLED:
+            signal.signal(getattr(signal, name), self._queue_signal)
+        if self.pidfile is not None:
+            self.pidfile.create()
+        self._show_title()
+        log.info(
+            "oqron-master %s started: %d workers, queues %s, storage %s, broker %s",
+            self.node_id, self.workers, ",".join(self.queues), self.config.storage, self.config.broker,
+        )
+
+    def _teardown(self) -> None:
+        signal.set_wakeup_fd(-1)
+        if self.pidfile is not None:
+            self.pidfile.remove()
+        log.info("oqron-master %s stopped", self.node_id)
+
+    def _queue_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.put_nowait(signum)  # nothing else here: no logging, no raising
+
+    def _show_title(self) -> None:
+        label = f"[{self.config.project}:{self.config.environment}]"
+        set_title(f"oqron-master {label} {self.workers} workers")
+
+    # --- signals -----------------------------------------------------------------------------
+
+    def handle_signals(self) -> None:
+        while True:
+            try:
+                signum = self.signals.get_nowait()
+            except stdlib_queue.Empty:
+                return
+            name = signal.Signals(signum).name
+            handler = getattr(self, f"handle_{name[3:].lower()}", None)
+            if handler is not None:
+                handler()
+
+    def handle_term(self) -> None:
+        """Warm shutdown: stop claiming, let running jobs finish within graceful_timeout."""
+        if self.phase == RUNNING:
+            log.info("warm shutdown: waiting up to %.1f s for running jobs", self.config.graceful_timeout)
+            self.phase = DRAINING
+            self.drain_deadline = time.monotonic() + self.config.graceful_timeout
+            for child in self.children.values():
+                self._stop_child(child)
+
+    handle_int = handle_term
+
+    def handle_quit(self) -> None:
+        """Cold shutdown: kill the children now and put their jobs back in their queues."""
+        log.info("cold shutdown: killing %d children", len(self.children))
+        self.phase = DRAINING
+        self.drain_deadline = time.monotonic()
+        self.kill_children(signal.SIGKILL, shutdown=True)
+
+    def handle_hup(self) -> None:
+        """Reload: re-read config and code, then replace the children gracefully."""
+        if self.reload_code is None or self.phase != RUNNING:
+            return
+        try:
+            self.config, self.queues = self.reload_code()
+        except Exception as exc:  # noqa: BLE001 - broken new code must not stop the running pool
+            log.error("reload failed, keeping the running code: %s", exc)
+            return
+        self.workers = self.config.workers
+        self.generation += 1
+        log.info("reloaded: replacing %d children (generation %d)", len(self.children), self.generation)
+        for child in self.children.values():
+            self._stop_child(child)
+        self._show_title()
+
+    def handle_ttin(self) -> None:
+        self.workers += 1
+        log.info("TTIN: %d workers", self.workers)
+        self._show_title()
+
+    def handle_ttou(self) -> None:
+        self.workers = max(1, self.workers - 1)
+        log.info("TTOU: %d workers", self.workers)
+        self._show_title()
+
+    def handle_usr1(self) -> None:
+        reopen_log_files()
+        log.info("USR1: log files reopened")
+        for child in self.children.values():
+            _kill(child.pid, signal.SIGUSR1)
+
+    def handle_chld(self) -> None:
+        """Reaping happens every turn of the loop; the signal only wakes it."""
+
+    # --- children ----------------------------------------------------------------------------
+
+    def read_messages(self) -> None:
+        for message in self.reader.read():
+            child = self.children.get(int(message.get("pid", 0)))
+            if child is None:
+                continue
+            kind = message.get("t")
+            if kind == "ready":
+                child.booted = True
+            elif kind == "start":
+                lease = Lease(message["q"], message["id"], message["tok"], child.consumer)
+                child.job = RunningJob(lease, time.monotonic(), message.get("timeout"))
+            elif kind == "done":
+                child.job = None
+                child.aborted_at = None
+
+    def reap_children(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            child = self.children.pop(pid, None)
+            if child is not None:
+                self._child_exited(child, status)
+        self._retry_recoveries()
+        if self.phase == DRAINING and not self.children and not self.pending_recovery:
+            self.phase = STOPPED
+
+    def _child_exited(self, child: ChildHandle, status: int) -> None:
+        reason, _ = describe_exit(status)
+        code = exit_code(status)
+        if not child.booted and code == EXIT_BOOT_ERROR:
+            raise HaltMaster(f"worker {child.number} could not boot (see its error above)")
+        expected = (child.stopping and code == 0) or child.shutdown_kill
+        level = logging.INFO if expected else logging.WARNING
+        log.log(level, "worker %d (pid %d) %s", child.number, child.pid, reason)
+        if not child.booted:  # died before it could take a job: slow down, don't fork in a loop
+            self.spawn_delay = min(5.0, max(0.1, self.spawn_delay * 2))
+            self.next_spawn = time.monotonic() + self.spawn_delay
+        self.pending_recovery.append((child, status))
+
+    def _retry_recoveries(self) -> None:
+        pending, self.pending_recovery = self.pending_recovery, []
+        for child, status in pending:
+            try:
+                self._recover_jobs(child, status)
+            except AdapterError as exc:
+                log.warning("cannot requeue the jobs of worker %d yet: %s", child.number, exc)
+                self.pending_recovery.append((child, status))
+
+    def _recover_jobs(self, child: ChildHandle, status: int) -> None:
+        lifecycle = self.container.lifecycle
+        reason, _ = describe_exit(status)
+        for lease in self.container.broker.leases_of(child.consumer):
+            queue = registry.queues.get(lease.queue)
+            if child.shutdown_kill:
+                lifecycle.release_lease(lease, "requeued: worker stopped by shutdown")
+                outcome = "requeued"
+            elif child.aborted_at is not None:
+                timeout = queue.timeout if queue is not None else None
+                error = {"type": "JobTimeout", "message": f"hard timeout: killed after {timeout} s"}
+                outcome = lifecycle.recover_lease(lease, error, queue) or "unchanged"
+            else:
+                message = f"worker {child.number} (pid {child.pid}) {reason} while running the job"
+                error = {"type": "WorkerCrashed", "message": message}
+                outcome = lifecycle.recover_lease(lease, error, queue) or "unchanged"
+            log.warning("job %s of worker %d: %s", lease.job_id, child.number, outcome)
+
+    def manage_children(self) -> None:
+        if self.phase != RUNNING:
+            return
+        current = [
+            c for c in self.children.values() if c.generation == self.generation and not c.stopping
+        ]
+        if len(current) > self.workers:
+            excess = sorted(current, key=lambda c: (c.job is None, c.number), reverse=True)
+            for child in excess[: len(current) - self.workers]:
+                self._stop_child(child)
+            return
+        if len(current) < self.workers and time.monotonic() >= self.next_spawn:
+            used = {c.number for c in current}
+            free = (n for n in range(1, self.workers + 1) if n not in used)
+            for _ in range(self.workers - len(current)):
+                self.spawn_child(next(free))
+        if self.spawn_delay and all(time.monotonic() - c.spawned > 10 for c in current):
+            self.spawn_delay = 0.0
+
+    def spawn_child(self, number: int) -> None:
+        handled = {getattr(signal, name) for name in HANDLED}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for fd in (self.wake_r, self.wake_w, self.msg_r):
+                    os.close(fd)
+                consumer = self._consumer_id(number, os.getpid())
+                child = Child(number, consumer, self.config, registry, self.queues, self.msg_w,
+                              master_pid=os.getppid())
+                code = child_main(child)
+            finally:
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        self.children[pid] = ChildHandle(pid, number, self._consumer_id(number, pid), self.generation)
+
+    def _consumer_id(self, number: int, pid: int) -> str:
+        return f"{self.node_id}/{number}/{pid}"
+
+    def _stop_child(self, child: ChildHandle) -> None:
+        child.stopping = True
+        _kill(child.pid, signal.SIGTERM)
+
+    def kill_children(self, signum: int, shutdown: bool = False) -> None:
+        for child in self.children.values():
+            child.shutdown_kill = child.shutdown_kill or shutdown
+            child.killed_at = time.monotonic()
+            _kill(child.pid, signum)
+
+    # --- leases and timeouts -----------------------------------------------------------------
+
+    def renew_leases(self) -> None:
+        now = time.monotonic()
+        if now < self.next_renewal:
+            return
+        self.next_renewal = now + self.config.lease_ttl / 5
+        leases = [c.job.lease for c in self.children.values() if c.job is not None]
+        if not leases:
+            return
+        try:
+            lost = self.container.broker.renew(leases, self.config.lease_ttl)
+        except AdapterError as exc:
+            log.warning("cannot renew %d leases: %s", len(leases), exc)
+            return
+        for lease in lost:
+            log.warning("lease of job %s was lost; its result will be refused", lease.job_id)
+
+    def enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for child in self.children.values():
+            job = child.job
+            if job is not None and job.timeout is not None and child.aborted_at is None:
+                if now - job.started > job.timeout:
+                    log.warning("job %s passed its %s s hard timeout: aborting worker %d",
+                                job.lease.job_id, job.timeout, child.number)
+                    child.aborted_at = now
+                    _kill(child.pid, signal.SIGABRT)
+            if child.aborted_at is not None and child.killed_at is None:
+                if now - child.aborted_at > self.config.kill_grace:
+                    child.killed_at = now
+                    _kill(child.pid, signal.SIGKILL)
+        if self.phase == DRAINING and now >= self.drain_deadline:
+            alive = [c for c in self.children.values() if c.killed_at is None]
+            if alive:
+                log.warning("graceful timeout: killing %d children and requeueing their jobs", len(alive))
+                self.kill_children(signal.SIGKILL, shutdown=True)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+

@@ -1,0 +1,47 @@
+"""What children tell the master, over one shared pipe: one JSON line per message.
+
+Lines stay far below PIPE_BUF, so concurrent writes from several children never interleave.
+    ready  the child booted                      {"t": "ready", "pid": ...}
+    start  the child holds a job                 {"t": "start", "pid", "q", "id", "tok", "timeout"}
+    done   the child is idle again               {"t": "done", "pid", "id"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+MAX_LINE = 3000
+
+
+def send(fd: int, message: dict[str, Any]) -> None:
+    line = json.dumps(message, separators=(",", ":")).encode()
+    if len(line) >= MAX_LINE:
+        raise ValueError("message too long for an atomic pipe write")
+    os.write(fd, line + b"\n")
+
+
+class Reader:
+    """Splits the bytes read from the non-blocking pipe into messages."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = b""
+
+    def read(self) -> list[dict[str, Any]]:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if not chunks:
+            return []
+        data = self._buffer + b"".join(chunks)
+        lines = data.split(b"\n")
+        self._buffer = lines.pop()
+        return [json.loads(line) for line in lines if line]
