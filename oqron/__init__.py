@@ -27,6 +27,7 @@ from .errors import (
 )
 from .job import Job, Retries
 from .kit import OqronKit
+from .modules.cron import Cron, cron
 from .modules.queue import Queue, queue, worker
 from .runtime.runner import Runner
 
@@ -36,6 +37,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Container",
+    "Cron",
     "DependencyNotFound",
     "Job",
     "JobContext",
@@ -51,6 +53,7 @@ __all__ = [
     "Retries",
     "Runner",
     "WorkerCrashed",
+    "cron",
     "define_config",
     "load_config",
     "queue",

@@ -144,7 +144,7 @@ def reload_app(
     config = load_config(path=config_path, overrides=flags)
     names = [n for item in apps for n in item.split(",") if n] or list(config.triggers or ("jobs",))
     saved_modules = {k: v for k, v in sys.modules.items() if _belongs(k, names)}
-    saved_queues = dict(registry.queues)
+    saved_queues, saved_crons = dict(registry.queues), dict(registry.crons)
     try:
         for module in saved_modules:
             del sys.modules[module]
@@ -156,8 +156,9 @@ def reload_app(
             raise OqronError("no queue with a handler after reload")
     except BaseException:
         sys.modules.update(saved_modules)
-        registry.queues.clear()
+        registry.clear()
         registry.queues.update(saved_queues)
+        registry.crons.update(saved_crons)
         raise
     current = Container.get().config
     if (config.storage, config.broker, config.lock, config.prefix) != (

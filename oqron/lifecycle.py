@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("oqron.lifecycle")
 DEFAULT_RETRIES = Retries()
+#: How long a job of another project/environment is set aside before it is looked at again.
+FOREIGN_RETRY = 60.0
 
 
 @dataclass
@@ -208,7 +210,25 @@ class Lifecycle:
             if record["status"] in FINAL:
                 self._drop(lease)
                 continue
+            if (record.get("project"), record.get("environment")) != (
+                self.config.project, self.config.environment,
+            ):
+                self._leave_foreign(lease, record)
+                continue
             return Claimed(lease, record)
+
+    def _leave_foreign(self, lease: Lease, record: Mapping[str, Any]) -> None:
+        """A record of another project/environment reached this prefix (an adapter shared
+        without isolation): never run it, never change it; hand the id back for a minute."""
+        log.error(
+            "job %s belongs to %s:%s, not %s:%s; leaving it untouched",
+            lease.job_id, record.get("project"), record.get("environment"),
+            self.config.project, self.config.environment,
+        )
+        try:
+            self.broker.nack(lease, FOREIGN_RETRY)
+        except LeaseLost:
+            pass
 
     def _drop(self, lease: Lease) -> None:
         try:

@@ -11,12 +11,20 @@ from typing import TYPE_CHECKING
 from .errors import DefinitionError
 
 if TYPE_CHECKING:
+    from .modules.cron import Cron
     from .modules.queue import Queue
 
 
 class Registry:
     def __init__(self) -> None:
         self.queues: dict[str, Queue] = {}
+        self.crons: dict[str, Cron] = {}
+
+    def add_cron(self, cron: Cron) -> Cron:
+        if cron.name in self.crons:
+            raise DefinitionError(f"cron {cron.name!r} is already defined")
+        self.crons[cron.name] = cron
+        return cron
 
     def add_queue(self, queue: Queue) -> Queue:
         """Register ``queue``; a second definition of the same name must agree with the first
@@ -45,6 +53,7 @@ class Registry:
 
     def clear(self) -> None:
         self.queues.clear()
+        self.crons.clear()
 
 
 def _qualname(fn: object) -> str:

@@ -28,6 +28,7 @@ from ..errors import AdapterError
 from ..registry import registry
 from . import messages
 from .child import EXIT_BOOT_ERROR, Child, child_main
+from .cluster import Cluster
 from .process import Pidfile, describe_exit, exit_code, reopen_log_files, set_title
 
 log = logging.getLogger("oqron.master")
@@ -94,6 +95,8 @@ class Master:
         self.wake_r, self.wake_w = os.pipe()
         self.msg_r, self.msg_w = os.pipe()
         self.reader = messages.Reader(self.msg_r)
+        self.cluster = Cluster(self.node_id, config, registry)
+        self.title_leading: list[int] | None = None
 
     @property
     def container(self) -> Container:
@@ -111,6 +114,7 @@ class Master:
                 self.reap_children()
                 self.renew_leases()
                 self.enforce_timeouts()
+                self.cluster_duties()
                 self.manage_children()
             return 0
         except HaltMaster as halt:
@@ -131,7 +135,7 @@ class Master:
 
     def _time_to_next_deadline(self) -> float:
         now = time.monotonic()
-        deadlines = [self.next_renewal]
+        deadlines = [self.next_renewal, self.cluster.next_deadline()]
         for child in self.children.values():
             if child.job is not None and child.job.timeout is not None and child.aborted_at is None:
                 deadlines.append(child.job.started + child.job.timeout)
@@ -160,6 +164,7 @@ class Master:
         )
 
     def _teardown(self) -> None:
+        self.cluster.leave()
         signal.set_wakeup_fd(-1)
         if self.pidfile is not None:
             self.pidfile.remove()
@@ -170,7 +175,19 @@ class Master:
 
     def _show_title(self) -> None:
         label = f"[{self.config.project}:{self.config.environment}]"
-        set_title(f"oqron-master {label} {self.workers} workers")
+        leading = self.cluster.leadership.leading()
+        self.title_leading = leading
+        role = ""
+        if leading:
+            total = self.cluster.leadership.total
+            role = " leader" if total == 1 else " leader shards " + ",".join(map(str, leading))
+        set_title(f"oqron-master {label} {self.workers} workers{role}")
+
+    def cluster_duties(self) -> None:
+        busy = sum(1 for c in self.children.values() if c.job is not None)
+        self.cluster.tick(self.workers, busy)
+        if self.cluster.leadership.leading() != self.title_leading:
+            self._show_title()
 
     # --- signals -----------------------------------------------------------------------------
 
@@ -189,6 +206,8 @@ class Master:
         """Warm shutdown: stop claiming, let running jobs finish within graceful_timeout."""
         if self.phase == RUNNING:
             log.info("warm shutdown: waiting up to %.1f s for running jobs", self.config.graceful_timeout)
+            self.cluster.resign()
+            self._show_title()
             self.phase = DRAINING
             self.drain_deadline = time.monotonic() + self.config.graceful_timeout
             for child in self.children.values():
@@ -199,6 +218,7 @@ class Master:
     def handle_quit(self) -> None:
         """Cold shutdown: kill the children now and put their jobs back in their queues."""
         log.info("cold shutdown: killing %d children", len(self.children))
+        self.cluster.resign()
         self.phase = DRAINING
         self.drain_deadline = time.monotonic()
         self.kill_children(signal.SIGKILL, shutdown=True)
@@ -207,11 +227,15 @@ class Master:
         """Reload: re-read config and code, then replace the children gracefully."""
         if self.reload_code is None or self.phase != RUNNING:
             return
+        container = self.container
         try:
             self.config, self.queues = self.reload_code()
         except Exception as exc:  # noqa: BLE001 - broken new code must not stop the running pool
             log.error("reload failed, keeping the running code: %s", exc)
             return
+        if self.container is not container or self.config.clustering != self.cluster.config.clustering:
+            self.cluster.resign()
+            self.cluster = Cluster(self.node_id, self.config, registry)
         self.workers = self.config.workers
         self.generation += 1
         log.info("reloaded: replacing %d children (generation %d)", len(self.children), self.generation)

@@ -47,7 +47,8 @@ def run(ctx):
 """, "--workers", "2")
     master.wait_workers(2)
     label = f"[{project}:development]"
-    assert title(master.pid) == f"oqron-master {label} 2 workers"
+    wait_for(lambda: title(master.pid) == f"oqron-master {label} 2 workers leader", 5,
+             message="the lone master leads")
     idle = sorted(title(pid) for pid in master.workers())
     assert idle == [f"oqron-worker 1 {label} idle", f"oqron-worker 2 {label} idle"]
     job = queue("slow").add({})
