@@ -74,6 +74,7 @@ class SqliteBroker(Broker):
         deadline = time.monotonic() + timeout
         bell = self.bells.listen()  # before the next look, so no ring after it is missed
         try:
+            self.db.checkpoint()  # idle now: a good moment for the WAL's housekeeping
             while True:
                 claimable, next_due = self._probe(queues)
                 if claimable:
@@ -170,8 +171,9 @@ class SqliteBroker(Broker):
     def leases_of(self, consumer: str) -> list[Lease]:
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT queue, job_id, token FROM oqron_entries WHERE scope = ? AND consumer = ? "
-                "AND state = 'leased' ORDER BY queue, job_id",
+                # Without ANALYZE statistics the planner would walk the whole prefix instead.
+                "SELECT queue, job_id, token FROM oqron_entries INDEXED BY oqron_entries_consumer "
+                "WHERE scope = ? AND consumer = ? AND state = 'leased' ORDER BY queue, job_id",
                 (self.prefix, consumer),
             ).fetchall()
         return [Lease(queue, job_id, token, consumer) for queue, job_id, token in rows]
