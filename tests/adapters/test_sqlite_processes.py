@@ -130,6 +130,7 @@ def test_a_waiter_in_another_process_is_woken_by_a_publish(
     broker: SqliteBroker, children: list[Child]
 ) -> None:
     def wait_for_job(channel: Connection) -> None:
+        broker.reset_after_fork()  # what a forked child does (the other tests rely on the pid check)
         lease = broker.claim(["other", "q"], "waiter", 30.0, timeout=10.0)
         channel.send((time.monotonic(), lease.job_id if lease else None))
 

@@ -2,8 +2,8 @@
 
 URLs: ``sqlite:///relative/path.db`` (relative to the working directory) or
 ``sqlite:////absolute/path.db``. Storage, broker and lock may name the same file. Beside it,
-SQLite keeps ``-wal`` and ``-shm`` files and oqron a ``-wake`` directory of doorbell sockets
-(how blocked claims are woken across processes, see ``wakeup``).
+SQLite keeps ``-wal`` and ``-shm`` files and oqron a ``-oqron`` directory: the write gate
+(``connection``) and the doorbells that wake blocked claims across processes (``wakeup``).
 """
 
 from .broker import SqliteBroker

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from ...errors import LeaseLost
+from ...errors import AdapterError, LeaseLost
 from ..base import Broker, Lease, entry_score
 from . import entries as q
 from .connection import Database
@@ -32,7 +32,7 @@ class SqliteBroker(Broker):
     def __init__(self, url: str, prefix: str, clock: Callable[[], float] | None = None) -> None:
         self.prefix = prefix
         self.db = Database(url)
-        self.bells = Doorbells(self.db.path, prefix)
+        self.bells = Doorbells(self.db.sidecar, prefix)
         self._clock = clock or time.time
 
     def publish(
@@ -72,7 +72,10 @@ class SqliteBroker(Broker):
         if lease is not None or timeout <= 0:
             return lease
         deadline = time.monotonic() + timeout
-        bell = self.bells.listen()  # before the next look, so no ring after it is missed
+        try:
+            bell = self.bells.listen()  # before the next look, so no ring after it is missed
+        except OSError as exc:
+            raise AdapterError(f"sqlite {self.db.path}: cannot wait for jobs: {exc}") from exc
         try:
             self.db.checkpoint()  # idle now: a good moment for the WAL's housekeeping
             while True:

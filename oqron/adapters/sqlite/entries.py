@@ -45,7 +45,9 @@ def set_seq(conn: sqlite3.Connection, scope: str, queue: str, seq: int) -> None:
 def ready_score(conn: sqlite3.Connection, scope: str, queue: str, priority: int) -> float:
     """Take the next entry number of the queue and return the score of a job entering now."""
     strategy, seq = conn.execute(
-        f"UPDATE oqron_queues SET seq = seq + 1 WHERE {IN_QUEUE} RETURNING strategy, seq", (scope, queue)
+        "INSERT INTO oqron_queues (scope, queue, seq) VALUES (?, ?, 1) "
+        "ON CONFLICT (scope, queue) DO UPDATE SET seq = seq + 1 RETURNING strategy, seq",
+        (scope, queue),
     ).fetchone()
     return entry_score(strategy, seq, priority)
 

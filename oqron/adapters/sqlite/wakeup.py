@@ -1,7 +1,7 @@
 """Doorbells: how a claim blocked in one process is woken by a publish in another, without polling.
 
 A claim that has to wait binds a UNIX datagram socket (its bell) in a directory next to the
-database, ``{db}-wake/{digest of the prefix}/``, and sleeps in ``recv`` on it: no CPU at all.
+database, ``{db}-oqron/bells/{digest of the prefix}/``, and sleeps in ``recv`` on it: no CPU at all.
 Whoever makes a job claimable (publish, nack, resume) commits first, then lists that directory
 and sends one byte to every bell, without blocking. The waiter wakes within microseconds and
 retries its claim; the bell is closed and its file removed when the claim returns.
@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import socket
+
+log = logging.getLogger("oqron.sqlite")
 
 #: Longest socket path used as is (sun_path is 108 bytes including the terminating NUL).
 MAX_SOCKET_PATH = 100
@@ -62,12 +65,13 @@ class Bell:
 class Doorbells:
     """The bells of one prefix in one database: ``listen`` makes a bell, ``ring`` rings all."""
 
-    def __init__(self, db_path: str, scope: str) -> None:
+    def __init__(self, sidecar: str, scope: str) -> None:
         digest = hashlib.sha256(scope.encode()).hexdigest()[:16]
-        self.directory = os.path.join(f"{db_path}-wake", digest)
+        self.directory = os.path.join(sidecar, "bells", digest)
         self._pid = -1
         self._dir_fd = -1
         self._sender: socket.socket | None = None
+        self._warned = False
 
     def _ready(self, again: bool = False) -> socket.socket:
         """This process's directory handle and sending socket (made again after a fork)."""
@@ -105,11 +109,16 @@ class Doorbells:
         raise AssertionError("unreachable")
 
     def ring(self) -> None:
-        """Wake every waiting claim of this prefix (call after the commit that made work)."""
-        sender = self._ready()
+        """Wake every waiting claim of this prefix (call after the commit that made work).
+
+        Never raises: the work is committed already, and a waiter that misses a ring still
+        looks again within the broker's ``SAFETY_WAIT``. A failure is logged once per process.
+        """
         try:
+            sender = self._ready()
             names = os.listdir(self._dir_fd)
-        except FileNotFoundError:
+        except OSError as exc:
+            self._warn(exc)
             return
         for name in names:
             try:
@@ -117,8 +126,16 @@ class Doorbells:
             except BlockingIOError:
                 pass  # the bell is full: a ring is already pending there
             except (ConnectionRefusedError, FileNotFoundError):
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.directory, name))  # its waiter died
+            except OSError as exc:
+                self._warn(exc)
+
+    def _warn(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("cannot ring the doorbells in %s (%s): blocked claims will wake late",
+                        self.directory, exc)
 
     def close(self) -> None:
         """Release the handles (closing inherited copies after a fork does not touch the parent's)."""
