@@ -115,11 +115,14 @@ class SqliteBroker(Broker):
         now, next_due = self._clock(), None
         with self.db.write() as conn:
             for queue in queues:
-                state = q.queue_state(conn, self.prefix, queue)
-                if state is None or state[2]:
-                    continue  # never published to, or paused
-                q.promote_due(conn, self.prefix, queue, state[0], state[1], now)
-                job_id = q.first_ready(conn, self.prefix, queue)
+                ready, due, paused = q.probe(conn, self.prefix, queue)
+                if paused:
+                    continue
+                if due is not None and due <= now:
+                    ready = q.promote_due(conn, self.prefix, queue, now)
+                elif due is not None:
+                    next_due = _earliest(next_due, due)
+                job_id = q.first_ready(conn, self.prefix, queue) if ready else None
                 if job_id is not None:
                     token = q.new_token(conn, self.prefix)
                     conn.execute(
@@ -128,7 +131,6 @@ class SqliteBroker(Broker):
                         (now + lease_ttl, token, consumer, self.prefix, queue, job_id),
                     )
                     return Lease(queue, job_id, token, consumer), None
-                next_due = _earliest(next_due, q.next_due(conn, self.prefix, queue))
         return None, next_due
 
     def renew(self, leases: Sequence[Lease], lease_ttl: float) -> list[Lease]:

@@ -52,23 +52,23 @@ def ready_score(conn: sqlite3.Connection, scope: str, queue: str, priority: int)
     return entry_score(strategy, seq, priority)
 
 
-def promote_due(
-    conn: sqlite3.Connection, scope: str, queue: str, strategy: str, seq: int, now: float
-) -> None:
-    """Make due delayed jobs ready, in due order, each with a new entry number."""
+def promote_due(conn: sqlite3.Connection, scope: str, queue: str, now: float) -> bool:
+    """Make due delayed jobs ready, in due order, each with a new entry number; True if any."""
     due = conn.execute(
         f"SELECT job_id, priority FROM oqron_entries WHERE {IN_QUEUE} AND state = 'delayed' "
         "AND score <= ? ORDER BY score, job_id LIMIT ?",
         (scope, queue, now, PROMOTE_LIMIT),
     ).fetchall()
     if not due:
-        return
+        return False
+    strategy, seq, _ = queue_state(conn, scope, queue) or ("fifo", 0, False)
     rows = [
         (entry_score(strategy, seq + n, priority), scope, queue, job_id)
         for n, (job_id, priority) in enumerate(due, start=1)
     ]
     conn.executemany(f"UPDATE oqron_entries SET state = 'ready', score = ? WHERE {KEY}", rows)
     set_seq(conn, scope, queue, seq + len(due))
+    return True
 
 
 def first_ready(conn: sqlite3.Connection, scope: str, queue: str) -> str | None:
