@@ -119,7 +119,7 @@ class SqliteBroker(Broker):
                 if paused:
                     continue
                 if due is not None and due <= now:
-                    ready = q.promote_due(conn, self.prefix, queue, now)
+                    ready = q.promote_due(conn, self.prefix, queue, now) or ready
                 elif due is not None:
                     next_due = _earliest(next_due, due)
                 job_id = q.first_ready(conn, self.prefix, queue) if ready else None

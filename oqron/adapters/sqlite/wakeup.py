@@ -45,7 +45,7 @@ class Bell:
     def wait(self, timeout: float) -> bool:
         """Sleep until rung or ``timeout`` seconds pass; True if rung. Pending rings are
         consumed, so one publish burst wakes a waiter once."""
-        self._sock.settimeout(max(timeout, 0.0))
+        self._sock.settimeout(max(timeout, 1e-6))  # 0 would mean non-blocking, not "no wait"
         try:
             self._sock.recv(16)
         except TimeoutError:
@@ -57,9 +57,9 @@ class Bell:
         return True
 
     def close(self) -> None:
-        self._sock.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
+            os.unlink(self._path)  # first, so that no ringer finds a closed socket
+        self._sock.close()
 
 
 class Doorbells:
