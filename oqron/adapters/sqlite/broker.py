@@ -174,9 +174,9 @@ class SqliteBroker(Broker):
         self.bells.ring()
 
     def leases_of(self, consumer: str) -> list[Lease]:
+        # INDEXED BY: without ANALYZE statistics the planner would walk the whole prefix.
         with self.db.read() as conn:
             rows = conn.execute(
-                # Without ANALYZE statistics the planner would walk the whole prefix instead.
                 "SELECT queue, job_id, token FROM oqron_entries INDEXED BY oqron_entries_consumer "
                 "WHERE scope = ? AND consumer = ? AND state = 'leased' ORDER BY queue, job_id",
                 (self.prefix, consumer),
