@@ -34,10 +34,12 @@ def _build(kind: str, url: str, prefix: str, makers: dict[str, Callable[[str, st
 def build_storage(url: str, prefix: str) -> Storage:
     from .memory import MemoryStorage
     from .redis import RedisStorage
+    from .sqlite import SqliteStorage
 
     makers: dict[str, Callable[[str, str], Storage]] = {
         "memory": lambda url, prefix: MemoryStorage(prefix),
         "redis": RedisStorage,
+        "sqlite": SqliteStorage,
     }
     return _build("storage", url, prefix, makers)
 
@@ -45,10 +47,12 @@ def build_storage(url: str, prefix: str) -> Storage:
 def build_broker(url: str, prefix: str) -> Broker:
     from .memory import MemoryBroker
     from .redis import RedisBroker
+    from .sqlite import SqliteBroker
 
     makers: dict[str, Callable[[str, str], Broker]] = {
         "memory": lambda url, prefix: MemoryBroker(prefix),
         "redis": RedisBroker,
+        "sqlite": SqliteBroker,
     }
     return _build("broker", url, prefix, makers)
 
@@ -56,9 +60,11 @@ def build_broker(url: str, prefix: str) -> Broker:
 def build_lock(url: str, prefix: str) -> Lock:
     from .memory import MemoryLock
     from .redis import RedisLock
+    from .sqlite import SqliteLock
 
     makers: dict[str, Callable[[str, str], Lock]] = {
         "memory": lambda url, prefix: MemoryLock(prefix),
         "redis": RedisLock,
+        "sqlite": SqliteLock,
     }
     return _build("lock", url, prefix, makers)

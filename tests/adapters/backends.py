@@ -9,8 +9,15 @@ import pytest
 from oqron.adapters.base import Broker, Lock, Storage
 from oqron.adapters.memory import MemoryBroker, MemoryLock, MemoryStorage
 from oqron.adapters.redis import RedisBroker, RedisLock, RedisStorage
+from oqron.adapters.sqlite import SqliteBroker, SqliteLock, SqliteStorage
 
 Clock = Callable[[], float] | None
+
+
+def sqlite_url(request: pytest.FixtureRequest) -> str:
+    """One database file per test (every adapter of the test, any prefix, shares it)."""
+    tmp_path = request.getfixturevalue("tmp_path")
+    return f"sqlite:///{tmp_path / 'oqron.db'}"
 
 
 def make_storage(backend: str, request: pytest.FixtureRequest, prefix: str) -> Storage:
@@ -18,6 +25,8 @@ def make_storage(backend: str, request: pytest.FixtureRequest, prefix: str) -> S
         return MemoryStorage(prefix)
     if backend == "redis":
         return RedisStorage(request.getfixturevalue("redis_url"), prefix)
+    if backend == "sqlite":
+        return SqliteStorage(sqlite_url(request), prefix)
     raise ValueError(backend)
 
 
@@ -26,6 +35,8 @@ def make_broker(backend: str, request: pytest.FixtureRequest, prefix: str, clock
         return MemoryBroker(prefix, clock=clock) if clock else MemoryBroker(prefix)
     if backend == "redis":
         return RedisBroker(request.getfixturevalue("redis_url"), prefix, clock=clock)
+    if backend == "sqlite":
+        return SqliteBroker(sqlite_url(request), prefix, clock=clock)
     raise ValueError(backend)
 
 
@@ -34,10 +45,12 @@ def make_lock(backend: str, request: pytest.FixtureRequest, prefix: str) -> Lock
         return MemoryLock(prefix)
     if backend == "redis":
         return RedisLock(request.getfixturevalue("redis_url"), prefix)
+    if backend == "sqlite":
+        return SqliteLock(sqlite_url(request), prefix)
     raise ValueError(backend)
 
 
-BACKENDS = ["memory", "redis"]
+BACKENDS = ["memory", "sqlite", "redis"]
 
 
 def close_all(*adapters: Any) -> None:
