@@ -198,10 +198,9 @@ class Lifecycle:
             lease = self.broker.claim(queues, consumer, lease_ttl, remaining)
             if lease is None:
                 return None
-            try:
-                record = self.storage.get_job(lease.job_id)
-            except ValueError as exc:  # undecodable record
-                self._fail_corrupt(lease, exc)
+            record = self.storage.get_job(lease.job_id)
+            if record is not None and record.get("corrupt"):
+                self._fail_corrupt(lease, record)
                 continue
             if record is None:
                 log.warning("dropping job %s: no record (removed while queued)", lease.job_id)
@@ -236,8 +235,10 @@ class Lifecycle:
         except LeaseLost:
             pass
 
-    def _fail_corrupt(self, lease: Lease, exc: Exception) -> None:
-        error = {"type": CorruptJob.__name__, "message": f"job record could not be decoded: {exc}"}
+    def _fail_corrupt(self, lease: Lease, record: Mapping[str, Any]) -> None:
+        reason = record.get("corrupt")
+        log.error("job %s: record could not be decoded (%s); failing it", lease.job_id, reason)
+        error = {"type": CorruptJob.__name__, "message": f"job record could not be decoded: {reason}"}
         changes = {"status": FAILED, "error": error, "finished_at": time.time(), "lease_token": None}
         self.storage.update_job(lease.job_id, changes)
         self._drop(lease)
@@ -381,10 +382,9 @@ class Lifecycle:
         A job the holder had claimed but not yet started is put back at once without using an
         attempt. Returns the job's new status (None when there was nothing to do).
         """
-        try:
-            record = self.storage.get_job(lease.job_id)
-        except ValueError as exc:
-            self._fail_corrupt(lease, exc)
+        record = self.storage.get_job(lease.job_id)
+        if record is not None and record.get("corrupt"):
+            self._fail_corrupt(lease, record)
             return FAILED
         if record is None or record["status"] in FINAL:
             self._drop(lease)
@@ -403,10 +403,9 @@ class Lifecycle:
     def release_lease(self, lease: Lease, reason: str) -> bool:
         """Put a job back to waiting without charging an attempt: its worker was stopped by an
         operator (shutdown, reload), not by the job. Returns whether the job was requeued."""
-        try:
-            record = self.storage.get_job(lease.job_id)
-        except ValueError as exc:
-            self._fail_corrupt(lease, exc)
+        record = self.storage.get_job(lease.job_id)
+        if record is not None and record.get("corrupt"):
+            self._fail_corrupt(lease, record)
             return False
         if record is None or record["status"] in FINAL:
             self._drop(lease)

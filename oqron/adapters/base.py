@@ -64,7 +64,12 @@ class Storage:
         raise NotImplementedError
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
-        """The record, or None when there is no job with that id."""
+        """The record, or None when there is no job with that id.
+
+        A record that cannot be decoded (damaged outside oqron) never raises: it comes back
+        with what could be read (at least ``id``, ``queue``, ``status``) plus ``corrupt``, a
+        text saying what was wrong. The same holds for ``get_jobs`` and ``list_jobs``.
+        """
         raise NotImplementedError
 
     def get_jobs(self, job_ids: Sequence[str]) -> list[dict[str, Any] | None]:
@@ -85,7 +90,8 @@ class Storage:
         The update happens only if the record exists, every ``expect`` field equals the given
         value (a missing field equals None) and, when ``expect_status`` is given, the current
         status is one of them. Returns whether it happened. A status change moves the record in
-        the (queue, status) index, stamped with the time of the change.
+        the (queue, status) index, stamped with the time of the change. On an undecodable
+        record the changes apply over what could be read (so such a job can still be failed).
         """
         raise NotImplementedError
 

@@ -51,7 +51,7 @@ class Cluster:
 
     def _leader_duties(self, leading: list[int]) -> None:
         if "cron" in self.config.modules and self._is_due("scheduler", SCHEDULER_EVERY):
-            self.scheduler.tick(self.leadership)
+            self._guard("scheduler", lambda: self.scheduler.tick(self.leadership))
         if self._is_due("stalls", STALL_SCAN_EVERY):
             self._guard("stall recovery", lambda: self.recovery.recover_stalled(self._my_queues(leading)))
         if self._is_due("reconcile", RECONCILE_EVERY):
@@ -76,6 +76,8 @@ class Cluster:
             action()
         except AdapterError as exc:
             log.warning("%s: backend unavailable: %s", duty, exc)
+        except Exception:  # noqa: BLE001 - one bad record or bug must not stop the master
+            log.exception("%s failed; retrying on its next turn", duty)
 
     def next_deadline(self) -> float:
         deadlines = [self._due["heartbeat"]]

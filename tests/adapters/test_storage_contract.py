@@ -216,3 +216,20 @@ def test_doc_fence_refuses_older_epochs(storage: Storage) -> None:
     assert storage.put_doc("s", "k", {"tick": 4}, fence=5)
     assert not storage.put_doc("s", "k", {"tick": 5}, fence=4, expect={"tick": 4})
     assert storage.get_doc("s", "k") == {"tick": 4, "_fence": 5}
+
+
+def test_undecodable_record_is_readable_and_can_be_failed(storage: Storage, backend: str) -> None:
+    from tests.support.records import corrupt_record
+
+    if backend == "memory":
+        pytest.skip("the memory adapter stores Python objects: nothing can be damaged")
+    storage.create_jobs([record("bad"), record("good")])
+    corrupt_record(storage, "bad")
+    damaged = storage.get_job("bad")
+    assert damaged is not None and damaged["corrupt"]
+    assert (damaged["id"], damaged["queue"], damaged["status"]) == ("bad", "q", "waiting")
+    assert {r["id"] for r in storage.list_jobs("q")} == {"bad", "good"}
+    assert storage.update_job("bad", {"status": "failed", "error": {"type": "CorruptJob"}})
+    after = storage.get_job("bad")
+    assert after["status"] == "failed" and after["error"] == {"type": "CorruptJob"}
+    assert storage.count_jobs("q", "failed") == 1

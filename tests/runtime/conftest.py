@@ -23,9 +23,18 @@ def ran(ctx, value=None):
 """
 
 
-@pytest.fixture
-def urls(redis_url: str) -> dict[str, str]:
-    return {"storage": redis_url, "broker": redis_url, "lock": redis_url}
+RUNTIME_BACKENDS = ["redis", "sqlite"]
+
+
+@pytest.fixture(params=RUNTIME_BACKENDS)
+def urls(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """The adapter URLs a test's masters and producers share: every runtime test runs on each."""
+    if request.param == "redis":
+        return {"storage": redis_url, "broker": redis_url, "lock": redis_url}
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/oqron.db"
+        return {"storage": url, "broker": url, "lock": url}
+    raise ValueError(request.param)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from oqron import Container, queue
 from tests.support.master import MasterProcess, alive
+from tests.support.records import corrupt_record, raw_status
 from tests.support.wait import wait_for
 
 CRASHERS = """
@@ -177,9 +178,6 @@ def test_unknown_handler_and_corrupt_record(master: MasterProcess, kit: Containe
     with pytest.raises(Exception, match="UnknownHandler"):
         orphan.wait(timeout=20)
     corrupt = queue("quick").add({"n": 1}, delay=0.5)
-    kit.storage.client.hset(f"{kit.config.prefix}job:{corrupt.id}", "data", "{not json")
-    wait_for(lambda: kit.storage.client.hget(f"{kit.config.prefix}job:{corrupt.id}", "status") == "failed",
-             20, message="corrupt job failed")
-    error = kit.storage.client.hget(f"{kit.config.prefix}job:{corrupt.id}", "error")
-    assert "CorruptJob" in error and "could not be decoded" in error
+    corrupt_record(kit.storage, corrupt.id)
+    wait_for(lambda: raw_status(kit.storage, corrupt.id) == "failed", 20, message="corrupt job failed")
     assert queue("quick").add({"n": 2}).wait(timeout=20) == {"n": 2}

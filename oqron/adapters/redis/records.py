@@ -33,14 +33,25 @@ def encode_fields(changes: Mapping[str, Any]) -> list[str]:
 
 
 def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
+    """Decode field by field; a field that is not valid JSON is left out and named in
+    ``corrupt`` (the storage contract's answer to damaged records)."""
     if not isinstance(flat, Mapping):
         flat = dict(zip(flat[::2], flat[1::2], strict=True))
     record: dict[str, Any] = {}
+    damaged = []
     for field, text in flat.items():
-        if field in RAW_FIELDS:
-            record[field] = text
-        elif field in APPEND_CAPS:
-            record[field] = [codec.loads(line) for line in text.split("\n")] if text else []
-        else:
-            record[field] = codec.loads(text)
+        try:
+            record[field] = _decode_field(field, text)
+        except ValueError as exc:
+            damaged.append(f"field {field!r}: {exc}")
+    if damaged:
+        record["corrupt"] = "; ".join(damaged)
     return record
+
+
+def _decode_field(field: str, text: str) -> Any:
+    if field in RAW_FIELDS:
+        return text
+    if field in APPEND_CAPS:
+        return [codec.loads(line) for line in text.split("\n")] if text else []
+    return codec.loads(text)

@@ -63,9 +63,10 @@ class SqliteStorage(Storage):
         with self.db.read() as conn:
             for part in _chunks(job_ids):
                 marks = ",".join("?" * len(part))
-                sql = f"SELECT id, record FROM oqron_jobs WHERE scope = ? AND id IN ({marks})"
-                for job_id, text in conn.execute(sql, (self.prefix, *part)):
-                    found[job_id] = codec.loads(text)
+                sql = (f"SELECT id, queue, status, record FROM oqron_jobs "
+                       f"WHERE scope = ? AND id IN ({marks})")
+                for job_id, queue, status, text in conn.execute(sql, (self.prefix, *part)):
+                    found[job_id] = _decode(job_id, queue, status, text)
         return [found.get(job_id) for job_id in job_ids]
 
     def update_job(
@@ -81,12 +82,13 @@ class SqliteStorage(Storage):
             return False  # no status is allowed
         with self.db.write() as conn:
             row = conn.execute(
-                "SELECT rowid, status_at, record FROM oqron_jobs WHERE scope = ? AND id = ?",
+                "SELECT rowid, status_at, queue, status, record FROM oqron_jobs WHERE scope = ? AND id = ?",
                 (self.prefix, job_id),
             ).fetchone()
             if row is None:
                 return False
-            rowid, status_at, record = row[0], row[1], codec.loads(row[2])
+            rowid, status_at = row[0], row[1]
+            record = _decode(job_id, row[2], row[3], row[4])
             if expect and any(record.get(k) != v for k, v in expect.items()):
                 return False
             if expect_status is not None and record["status"] not in expect_status:
@@ -119,11 +121,11 @@ class SqliteStorage(Storage):
         where, params = _filter(self.prefix, queue, status)
         column = "status_at" if status is not None else "created_at"
         order = "" if oldest_first else " DESC"
-        sql = (f"SELECT record FROM oqron_jobs WHERE {where} "
+        sql = (f"SELECT id, queue, status, record FROM oqron_jobs WHERE {where} "
                f"ORDER BY {column}{order}, rowid{order} LIMIT ? OFFSET ?")
         with self.db.read() as conn:
             rows = conn.execute(sql, (*params, limit, max(0, offset))).fetchall()
-        return [codec.loads(text) for (text,) in rows]
+        return [_decode(*row) for row in rows]
 
     def count_jobs(self, queue: str | None = None, status: str | None = None) -> int:
         where, params = _filter(self.prefix, queue, status)
@@ -251,3 +253,15 @@ def _filter(prefix: str, queue: str | None, status: str | None) -> tuple[str, tu
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def _decode(job_id: str, queue: str, status: str, text: str) -> dict[str, Any]:
+    """The stored record; if it is not valid JSON, what the columns still say, marked corrupt."""
+    try:
+        record = codec.loads(text)
+        if isinstance(record, dict):
+            return record
+        problem = f"record is {type(record).__name__}, not an object"
+    except ValueError as exc:
+        problem = f"record is not valid JSON: {exc}"
+    return {"id": job_id, "queue": queue, "status": status, "corrupt": problem}
