@@ -8,6 +8,7 @@ import pytest
 
 from oqron.adapters.base import Broker, Lock, Storage
 from oqron.adapters.memory import MemoryBroker, MemoryLock, MemoryStorage
+from oqron.adapters.postgres import PostgresBroker, PostgresLock, PostgresStorage
 from oqron.adapters.redis import RedisBroker, RedisLock, RedisStorage
 
 Clock = Callable[[], float] | None
@@ -18,6 +19,8 @@ def make_storage(backend: str, request: pytest.FixtureRequest, prefix: str) -> S
         return MemoryStorage(prefix)
     if backend == "redis":
         return RedisStorage(request.getfixturevalue("redis_url"), prefix)
+    if backend == "postgres":
+        return PostgresStorage(request.getfixturevalue("pg_url"), prefix)
     raise ValueError(backend)
 
 
@@ -26,6 +29,8 @@ def make_broker(backend: str, request: pytest.FixtureRequest, prefix: str, clock
         return MemoryBroker(prefix, clock=clock) if clock else MemoryBroker(prefix)
     if backend == "redis":
         return RedisBroker(request.getfixturevalue("redis_url"), prefix, clock=clock)
+    if backend == "postgres":
+        return PostgresBroker(request.getfixturevalue("pg_url"), prefix, clock=clock)
     raise ValueError(backend)
 
 
@@ -34,10 +39,12 @@ def make_lock(backend: str, request: pytest.FixtureRequest, prefix: str) -> Lock
         return MemoryLock(prefix)
     if backend == "redis":
         return RedisLock(request.getfixturevalue("redis_url"), prefix)
+    if backend == "postgres":
+        return PostgresLock(request.getfixturevalue("pg_url"), prefix)
     raise ValueError(backend)
 
 
-BACKENDS = ["memory", "redis"]
+BACKENDS = ["memory", "redis", "postgres"]
 
 
 def close_all(*adapters: Any) -> None:
