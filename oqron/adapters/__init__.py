@@ -33,32 +33,38 @@ def _build(kind: str, url: str, prefix: str, makers: dict[str, Callable[[str, st
 
 def build_storage(url: str, prefix: str) -> Storage:
     from .memory import MemoryStorage
+    from .postgres import PostgresStorage
     from .redis import RedisStorage
 
     makers: dict[str, Callable[[str, str], Storage]] = {
         "memory": lambda url, prefix: MemoryStorage(prefix),
         "redis": RedisStorage,
+        "postgresql": PostgresStorage,
     }
     return _build("storage", url, prefix, makers)
 
 
 def build_broker(url: str, prefix: str) -> Broker:
     from .memory import MemoryBroker
+    from .postgres import PostgresBroker
     from .redis import RedisBroker
 
     makers: dict[str, Callable[[str, str], Broker]] = {
         "memory": lambda url, prefix: MemoryBroker(prefix),
         "redis": RedisBroker,
+        "postgresql": PostgresBroker,
     }
     return _build("broker", url, prefix, makers)
 
 
 def build_lock(url: str, prefix: str) -> Lock:
     from .memory import MemoryLock
+    from .postgres import PostgresLock
     from .redis import RedisLock
 
     makers: dict[str, Callable[[str, str], Lock]] = {
         "memory": lambda url, prefix: MemoryLock(prefix),
         "redis": RedisLock,
+        "postgresql": PostgresLock,
     }
     return _build("lock", url, prefix, makers)

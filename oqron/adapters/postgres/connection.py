@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.errors
@@ -75,7 +75,13 @@ def parse_url(url: str) -> Target:
         query["options"] = f"{query.get('options', '')} -c search_path={schema}".strip()
     for key, value in DEFAULTS.items():
         query.setdefault(key, value)
-    return Target(urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), "")), schema)
+    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query, quote_via=quote), ""))
+    return Target(dsn, schema)
+
+
+def message(exc: BaseException) -> str:
+    """psycopg2's message on one line (libpq's are multi-line, indented)."""
+    return "postgresql: " + " ".join(str(exc).split())
 
 
 def connect(dsn: str, **options: str) -> Connection:
@@ -83,7 +89,7 @@ def connect(dsn: str, **options: str) -> Connection:
     try:
         conn = psycopg2.connect(dsn, **options)
     except psycopg2.Error as exc:
-        raise AdapterUnavailable(f"postgresql: {str(exc).strip()}") from exc
+        raise AdapterUnavailable(message(exc)) from exc
     conn.autocommit = True
     return conn
 
@@ -132,7 +138,7 @@ def _run_migrations(conn: Connection, target: Target) -> None:
         migrate(conn, target.schema)
     except psycopg2.Error as exc:
         conn.close()
-        raise AdapterUnavailable(f"postgresql: schema migration failed: {str(exc).strip()}") from exc
+        raise AdapterUnavailable("schema migration failed: " + message(exc)) from exc
     _migrated.add(target.dsn)
 
 
@@ -178,12 +184,12 @@ class PostgresAdapter:
                     return cur.fetchall() if cur.description is not None else []
             except psycopg2.errors.TransactionRollbackError as exc:
                 if attempt == RETRIES - 1:
-                    raise AdapterError(f"postgresql: {str(exc).strip()}") from exc
+                    raise AdapterError(message(exc)) from exc
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 discard(self.target.dsn, conn)
-                raise AdapterUnavailable(f"postgresql: {str(exc).strip()}") from exc
+                raise AdapterUnavailable(message(exc)) from exc
             except psycopg2.DataError as exc:
-                raise ValueError(f"postgresql refused a value: {str(exc).strip()}") from exc
+                raise ValueError("value refused by " + message(exc)) from exc
         raise AssertionError("unreachable")
 
     def one(self, sql: Any, params: Any = None) -> Row | None:

@@ -23,7 +23,7 @@ import psycopg2
 from psycopg2 import sql
 
 from ...errors import AdapterUnavailable
-from .connection import Connection, connect, detach
+from .connection import Connection, connect, detach, message
 
 
 def channel_of(scope: str, queue: str) -> str:
@@ -58,7 +58,7 @@ class Listener:
                     cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except psycopg2.Error as exc:
             self.close()
-            raise AdapterUnavailable(f"postgresql: {str(exc).strip()}") from exc
+            raise AdapterUnavailable(message(exc)) from exc
         self._channels.update(missing)
 
     def wait(self, timeout: float) -> bool:
@@ -73,7 +73,7 @@ class Listener:
             conn.notifies.clear()
         except psycopg2.Error as exc:
             self.close()
-            raise AdapterUnavailable(f"postgresql: {str(exc).strip()}") from exc
+            raise AdapterUnavailable(message(exc)) from exc
         return woken
 
     def detach(self) -> None:

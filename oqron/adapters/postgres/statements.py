@@ -55,10 +55,12 @@ SELECT pg_notify(%(channel)s, '') FROM (SELECT count(*) AS n FROM added) AS c WH
 # Returns one row: queue, job id, token (NULLs when nothing was claimable) and the seconds
 # until the next delayed entry of those queues is due (NULL if none).
 CLAIM = f"""/* oqron:claim */
-WITH q AS (
+WITH q AS (  -- the listed queues, unpaused, with their strategy: one key lookup each
     SELECT t.name, t.ord, coalesce(m.strategy, 'fifo') AS strategy
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS t(name, ord)
-    LEFT JOIN oqron_queues m ON m.scope = %(scope)s AND m.queue = t.name
+    LEFT JOIN LATERAL (
+        SELECT strategy, paused FROM oqron_queues
+        WHERE scope = %(scope)s AND queue = t.name LIMIT 1) AS m ON true
     WHERE m.paused IS NOT TRUE
 ), due AS (
     SELECT q.ord, q.strategy, d.queue, d.job_id, d.priority, d.due
