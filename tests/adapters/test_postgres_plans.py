@@ -24,6 +24,7 @@ DEEP = 90_000  # rows in the one deep queue; the rest spread over OTHER_QUEUES
 OTHER_QUEUES = 500
 TABLES = {"oqron_jobs", "oqron_entries", "oqron_queues"}
 STATUSES = ["waiting", "active", "completed", "failed", "delayed"]
+Loaded = tuple[Any, PostgresBroker, PostgresStorage]
 
 JOBS = f"""
 INSERT INTO oqron_jobs (scope, id, record)
@@ -53,7 +54,7 @@ UNION ALL SELECT %(scope)s, 'deep', 'priority'"""
 
 
 @pytest.fixture(scope="module")
-def loaded(pg_database: ScratchDatabase) -> Iterator[tuple[Any, PostgresBroker, PostgresStorage]]:
+def loaded(pg_database: ScratchDatabase) -> Iterator[Loaded]:
     scope = "oqron:plans:test:"
     broker = PostgresBroker(pg_database.url, scope)
     storage = PostgresStorage(pg_database.url, scope)
@@ -96,7 +97,7 @@ def assert_indexed(conn: Any, statement: Any, params: dict[str, Any]) -> list[tu
 
 
 @pytest.mark.parametrize("queues", [["deep"], ["q1", "deep", "q7"]])
-def test_claim_uses_indexes(loaded: tuple[Any, PostgresBroker, PostgresStorage], queues: list[str]) -> None:
+def test_claim_uses_indexes(loaded: Loaded, queues: list[str]) -> None:
     conn, broker, _ = loaded
     params = broker._params(queues=queues, consumer="c1", ttl=10.0, promote=PROMOTE_LIMIT)
     found = assert_indexed(conn, st.CLAIM, params)
@@ -104,21 +105,21 @@ def test_claim_uses_indexes(loaded: tuple[Any, PostgresBroker, PostgresStorage],
 
 
 @pytest.mark.parametrize("queue", ["deep", None])
-def test_list_by_status_uses_indexes(loaded: tuple[Any, PostgresBroker, PostgresStorage], queue: str | None) -> None:
+def test_list_by_status_uses_indexes(loaded: Loaded, queue: str | None) -> None:
     conn, _, storage = loaded
     for oldest_first in (False, True):
         params = {"scope": storage.scope, "queue": queue, "status": "completed", "limit": 100, "offset": 0}
         assert_indexed(conn, list_statement(queue, "completed", oldest_first, False), params)
 
 
-def test_count_and_expiry_use_indexes(loaded: tuple[Any, PostgresBroker, PostgresStorage]) -> None:
+def test_count_and_expiry_use_indexes(loaded: Loaded) -> None:
     conn, broker, storage = loaded
     params = {"scope": storage.scope, "queue": "deep", "status": "failed"}
     assert_indexed(conn, list_statement("deep", "failed", False, True), params)
     assert_indexed(conn, st.EXPIRED, broker._params("deep", limit=1000))
 
 
-def test_claim_on_the_loaded_queue_is_fast_and_correct(loaded: tuple[Any, PostgresBroker, PostgresStorage]) -> None:
+def test_claim_on_the_loaded_queue_is_correct(loaded: Loaded) -> None:
     _, broker, _ = loaded
     lease = broker.claim(["deep"], "c1", 10)
     assert lease is not None and lease.queue == "deep"
