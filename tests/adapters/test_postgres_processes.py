@@ -73,6 +73,28 @@ def test_four_processes_claim_each_job_exactly_once(broker: PostgresBroker) -> N
     assert broker.counts("q") == {"waiting": 0, "delayed": 0, "active": 0}
 
 
+def close_inherited(conn: Connection, inherited: list[Any]) -> None:
+    """A careless child closes every connection object it inherited: it must not reach the
+    parent's sessions (the fork hook detached them)."""
+    for connection in inherited:
+        connection.close()
+    conn.send("done")
+
+
+def test_a_child_closing_inherited_connections_leaves_the_parent_alone(broker: PostgresBroker) -> None:
+    from oqron.adapters.postgres import connection
+
+    broker.publish("q", ["a"])
+    lease = broker.claim(["q"], "c1", 30, timeout=0.1)  # opens the LISTEN connection too
+    inherited = [*connection._shared.values(), *(lis._conn for lis in broker._listeners)]
+    assert len(inherited) == 2
+    assert run_children(close_inherited, lambda i: (inherited,), 2) == ["done", "done"]
+    assert lease is not None
+    broker.ack(lease)
+    broker.publish("q", ["b"])
+    assert broker.claim(["q"], "c1", 30, timeout=0.1) is not None
+
+
 def wait_and_report(conn: Connection, url: str, prefix: str, rounds: int) -> None:
     broker = PostgresBroker(url + "?application_name=oqron-waiter", prefix)
     for _ in range(rounds):

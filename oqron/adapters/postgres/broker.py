@@ -63,12 +63,13 @@ class PostgresBroker(PostgresAdapter, Broker):
         self, queues: Sequence[str], consumer: str, lease_ttl: float, timeout: float = 0.0
     ) -> Lease | None:
         deadline = time.monotonic() + timeout
+        names = list(dict.fromkeys(queues))
         listener = None
         if timeout > 0:  # LISTEN before the first attempt: see ``listen`` for why
             listener = self._listener()
-            listener.listen([channel_of(self.scope, queue) for queue in queues])
+            listener.listen([channel_of(self.scope, queue) for queue in names])
         while True:
-            params = self._params(queues=list(queues), consumer=consumer, ttl=float(lease_ttl),
+            params = self._params(queues=names, consumer=consumer, ttl=float(lease_ttl),
                                   promote=PROMOTE_LIMIT)
             row = self.one(st.CLAIM, params)
             assert row is not None

@@ -6,9 +6,12 @@ sends is a whole transaction by itself, so sharing needs no coordination beyond 
 per-connection lock.
 
 Fork hygiene: a child must never talk over its parent's socket, and must not even close it —
-libpq's goodbye message would end the parent's session. Inherited connections are therefore
-*detached*: their socket descriptor is pointed at /dev/null, so whatever happens to the object
-later is harmless to the parent.
+libpq's goodbye message would end the parent's session (psycopg2 skips it when a connection is
+garbage-collected in another process, but not on an explicit ``close()``). Inherited connections
+are therefore *detached* right after every fork (an ``os.register_at_fork`` hook;
+``reset_after_fork`` and a pid check do the same for forks that bypass it): their socket
+descriptor is pointed at /dev/null, so nothing the child does with the object can reach the
+parent's session.
 
 Errors: connection failures surface as ``AdapterUnavailable`` (the broken connection is dropped
 and the next call reconnects); values PostgreSQL refuses (``\\u0000`` in JSON, ...) as
@@ -80,7 +83,13 @@ def parse_url(url: str) -> Target:
 
 
 def message(exc: BaseException) -> str:
-    """psycopg2's message on one line (libpq's are multi-line, indented)."""
+    """One line: the server's own message and detail when it sent one (not the statement or
+    the data it quotes), else libpq's multi-line text folded."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary:
+        detail = getattr(diag, "message_detail", None)
+        return f"postgresql: {primary}" + (f" ({detail})" if detail else "")
     return "postgresql: " + " ".join(str(exc).split())
 
 
@@ -108,15 +117,18 @@ def detach(conn: Connection) -> None:
 
 def forget_inherited() -> None:
     """After a fork: detach every connection the parent opened; the next call opens new ones."""
-    global _pid
-    with _guard:
-        if _pid == os.getpid():
-            return
-        for conn in _shared.values():
-            detach(conn)
-        _shared.clear()
-        _users.clear()
-        _pid = os.getpid()
+    global _pid, _guard
+    if _pid == os.getpid():
+        return
+    _guard = threading.RLock()  # another thread of the parent may have held it during the fork
+    for conn in _shared.values():
+        detach(conn)
+    _shared.clear()
+    _users.clear()
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=forget_inherited)
 
 
 def shared(target: Target, user: int) -> Connection:

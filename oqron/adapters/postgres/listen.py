@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import select
+import weakref
 
 import psycopg2
 from psycopg2 import sql
@@ -39,6 +40,7 @@ class Listener:
         self.pid = os.getpid()
         self._conn: Connection | None = None
         self._channels: set[str] = set()
+        _listeners.add(self)
 
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.closed:
@@ -86,3 +88,15 @@ class Listener:
         if self._conn is not None and not self._conn.closed:
             self._conn.close()
         self._conn = None
+
+
+_listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
+
+
+def _detach_inherited() -> None:
+    for listener in list(_listeners):
+        if listener.pid != os.getpid():
+            listener.detach()
+
+
+os.register_at_fork(after_in_child=_detach_inherited)
