@@ -54,7 +54,7 @@ def claim_all(conn: Connection, broker: PostgresBroker, reset: bool) -> None:
         broker.reset_after_fork()  # else the pid check must notice the fork by itself
     claimed = []
     while True:
-        lease = broker.claim(["q"], f"child-{os.getpid()}", 30, timeout=0.5)
+        lease = broker.claim(["q"], f"child-{os.getpid()}", 30, timeout=1.0)
         if lease is None:
             break
         broker.ack(lease)
@@ -64,7 +64,8 @@ def claim_all(conn: Connection, broker: PostgresBroker, reset: bool) -> None:
 
 def test_four_processes_claim_each_job_exactly_once(broker: PostgresBroker) -> None:
     ids = [f"job-{i}" for i in range(JOBS)]
-    broker.publish("q", ids)  # the parent's connection is open when the children fork
+    broker.publish("q", ids[: JOBS * 3 // 4])  # the parent's connection is open at the fork
+    broker.publish("q", ids[JOBS * 3 // 4 :], delay=0.3)  # promoted while the children claim
     results = run_children(claim_all, lambda i: (broker, i % 2 == 0), WORKERS)
     claimed = [job_id for result in results for job_id in result]
     assert len(claimed) == JOBS and set(claimed) == set(ids)
@@ -107,7 +108,7 @@ def wait_and_report(conn: Connection, url: str, prefix: str, rounds: int) -> Non
 
 
 def waiter_is_blocked(db: ScratchDatabase) -> bool:
-    """The waiter's last statement was its claim and it is idle: it now sits in ``select()``
+    """The waiter's last statement was its claim and it is idle: it now sits in ``poll()``
     on its LISTEN connection (registered before that claim)."""
     with closing(db.connect()) as conn, conn.cursor() as cur:
         cur.execute(

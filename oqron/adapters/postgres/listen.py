@@ -2,11 +2,11 @@
 
 Every statement that makes a job claimable (publish, nack, resume) ends with
 ``pg_notify(channel_of(scope, queue), '')``; PostgreSQL delivers it when that transaction
-commits. A claimer that finds nothing waits in ``select()`` on a connection that LISTENs on its
+commits. A claimer that finds nothing waits in ``poll()`` on a connection that LISTENs on its
 queues' channels: no polling, and the wake-up arrives as soon as the job is visible.
 
 The order that makes this race-free: LISTEN first, then try to claim, then wait. A publish that
-commits after the LISTEN is delivered even if it lands between the claim and the ``select()``;
+commits after the LISTEN is delivered even if it lands between the claim and the ``poll()``;
 one that committed before it is seen by the claim itself.
 
 A listener belongs to one thread of one process (a connection's notification queue cannot be
@@ -69,7 +69,9 @@ class Listener:
         conn = self._connection()
         try:
             if not conn.notifies:
-                select.select([conn], [], [], max(0.0, timeout))
+                waiter = select.poll()  # not select(): it fails on descriptors above 1023
+                waiter.register(conn.fileno(), select.POLLIN)
+                waiter.poll(max(0, int(timeout * 1000) + 1))
                 conn.poll()
             woken = bool(conn.notifies)
             conn.notifies.clear()
