@@ -8,6 +8,7 @@ statistics. The statements explained are the adapters' own.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,22 +56,23 @@ UNION ALL SELECT %(scope)s, 'deep', 'priority'"""
 
 @pytest.fixture(scope="module")
 def loaded(pg_database: ScratchDatabase) -> Iterator[Loaded]:
-    scope = "oqron:plans:test:"
-    broker = PostgresBroker(pg_database.url, scope)
-    storage = PostgresStorage(pg_database.url, scope)
-    broker.counts("deep")  # creates the schema
+    # A schema of its own: the 100k rows and their statistics do not weigh on other tests.
+    schema, scope = f"plans_{secrets.token_hex(4)}", "oqron:plans:test:"
+    url = f"{pg_database.url}?schema={schema}"
+    broker, storage = PostgresBroker(url, scope), PostgresStorage(url, scope)
+    broker.counts("deep")  # creates the schema and its tables
     conn = pg_database.connect()
     with conn.cursor() as cur:
+        cur.execute(f"SET search_path TO {schema}")
         for statement in (JOBS, ENTRIES, QUEUES):
             cur.execute(statement.replace("%", "%%").replace("%%(scope)s", "%(scope)s"), {"scope": scope})
         cur.execute("ANALYZE oqron_jobs; ANALYZE oqron_entries; ANALYZE oqron_queues")
     yield conn, broker, storage
-    with conn.cursor() as cur:
-        for table in ("oqron_jobs", "oqron_entries", "oqron_queues"):
-            cur.execute(f"DELETE FROM {table} WHERE scope = %s", (scope,))
-    conn.close()
     broker.close()
     storage.close()
+    with conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA {schema} CASCADE")
+    conn.close()
 
 
 def scans(node: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -124,3 +126,10 @@ def test_claim_on_the_loaded_queue_is_correct(loaded: Loaded) -> None:
     lease = broker.claim(["deep"], "c1", 10)
     assert lease is not None and lease.queue == "deep"
     broker.ack(lease)
+
+
+def test_the_check_catches_a_sequential_scan(loaded: Loaded) -> None:
+    conn, _, _ = loaded
+    unindexed = "SELECT record FROM oqron_jobs WHERE record ->> 'progress' = %(v)s"
+    with pytest.raises(AssertionError, match="sequential scan"):
+        assert_indexed(conn, unindexed, {"v": "50"})
