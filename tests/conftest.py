@@ -10,6 +10,7 @@ import pytest
 
 from oqron.container import Container
 from oqron.registry import registry
+from tests.support.postgres import ScratchDatabase
 from tests.support.redis_server import RedisServer
 
 _prefix_numbers = itertools.count()
@@ -25,6 +26,26 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[ScratchDatabase]:
+    """A scratch database for the session on ``OQRON_TEST_PG``; tests isolate by prefix."""
+    import psycopg2
+
+    try:
+        database = ScratchDatabase().create()
+    except psycopg2.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable (scripts/test starts it): {exc}".strip())
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def pg_url(pg_database: ScratchDatabase) -> str:
+    return pg_database.url
 
 
 @pytest.fixture

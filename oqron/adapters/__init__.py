@@ -33,6 +33,7 @@ def _build(kind: str, url: str, prefix: str, makers: dict[str, Callable[[str, st
 
 def build_storage(url: str, prefix: str) -> Storage:
     from .memory import MemoryStorage
+    from .postgres import PostgresStorage
     from .redis import RedisStorage
     from .sqlite import SqliteStorage
 
@@ -40,12 +41,14 @@ def build_storage(url: str, prefix: str) -> Storage:
         "memory": lambda url, prefix: MemoryStorage(prefix),
         "redis": RedisStorage,
         "sqlite": SqliteStorage,
+        "postgresql": PostgresStorage,
     }
     return _build("storage", url, prefix, makers)
 
 
 def build_broker(url: str, prefix: str) -> Broker:
     from .memory import MemoryBroker
+    from .postgres import PostgresBroker
     from .redis import RedisBroker
     from .sqlite import SqliteBroker
 
@@ -53,12 +56,14 @@ def build_broker(url: str, prefix: str) -> Broker:
         "memory": lambda url, prefix: MemoryBroker(prefix),
         "redis": RedisBroker,
         "sqlite": SqliteBroker,
+        "postgresql": PostgresBroker,
     }
     return _build("broker", url, prefix, makers)
 
 
 def build_lock(url: str, prefix: str) -> Lock:
     from .memory import MemoryLock
+    from .postgres import PostgresLock
     from .redis import RedisLock
     from .sqlite import SqliteLock
 
@@ -66,5 +71,6 @@ def build_lock(url: str, prefix: str) -> Lock:
         "memory": lambda url, prefix: MemoryLock(prefix),
         "redis": RedisLock,
         "sqlite": SqliteLock,
+        "postgresql": PostgresLock,
     }
     return _build("lock", url, prefix, makers)

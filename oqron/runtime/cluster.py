@@ -76,7 +76,7 @@ class Cluster:
             action()
         except AdapterError as exc:
             log.warning("%s: backend unavailable: %s", duty, exc)
-        except Exception:  # noqa: BLE001 - one bad record or bug must not stop the master
+        except Exception:
             log.exception("%s failed; retrying on its next turn", duty)
 
     def next_deadline(self) -> float:

@@ -315,7 +315,7 @@ class Master:
             except AdapterError as exc:
                 log.warning("cannot requeue the jobs of worker %d yet: %s", child.number, exc)
                 self.pending_recovery.append((child, status))
-            except Exception:  # noqa: BLE001 - a bug here must not take the pool down
+            except Exception:
                 log.exception("requeueing the jobs of worker %d failed; stall recovery will", child.number)
 
     def _recover_jobs(self, child: ChildHandle, status: int) -> None:

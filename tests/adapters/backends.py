@@ -8,6 +8,7 @@ import pytest
 
 from oqron.adapters.base import Broker, Lock, Storage
 from oqron.adapters.memory import MemoryBroker, MemoryLock, MemoryStorage
+from oqron.adapters.postgres import PostgresBroker, PostgresLock, PostgresStorage
 from oqron.adapters.redis import RedisBroker, RedisLock, RedisStorage
 from oqron.adapters.sqlite import SqliteBroker, SqliteLock, SqliteStorage
 
@@ -27,6 +28,8 @@ def make_storage(backend: str, request: pytest.FixtureRequest, prefix: str) -> S
         return RedisStorage(request.getfixturevalue("redis_url"), prefix)
     if backend == "sqlite":
         return SqliteStorage(sqlite_url(request), prefix)
+    if backend == "postgres":
+        return PostgresStorage(request.getfixturevalue("pg_url"), prefix)
     raise ValueError(backend)
 
 
@@ -37,6 +40,8 @@ def make_broker(backend: str, request: pytest.FixtureRequest, prefix: str, clock
         return RedisBroker(request.getfixturevalue("redis_url"), prefix, clock=clock)
     if backend == "sqlite":
         return SqliteBroker(sqlite_url(request), prefix, clock=clock)
+    if backend == "postgres":
+        return PostgresBroker(request.getfixturevalue("pg_url"), prefix, clock=clock)
     raise ValueError(backend)
 
 
@@ -47,10 +52,12 @@ def make_lock(backend: str, request: pytest.FixtureRequest, prefix: str) -> Lock
         return RedisLock(request.getfixturevalue("redis_url"), prefix)
     if backend == "sqlite":
         return SqliteLock(sqlite_url(request), prefix)
+    if backend == "postgres":
+        return PostgresLock(request.getfixturevalue("pg_url"), prefix)
     raise ValueError(backend)
 
 
-BACKENDS = ["memory", "sqlite", "redis"]
+BACKENDS = ["memory", "sqlite", "redis", "postgres"]
 
 
 def close_all(*adapters: Any) -> None:
