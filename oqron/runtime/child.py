@@ -81,9 +81,9 @@ class Child:
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         random.seed()
         Container.get().after_fork()
-        set_title(f"{self.label} idle")
         threading.Thread(target=self._refresh_title, name="title", daemon=True).start()
         messages.send(self.pipe, {"t": "ready", "pid": os.getpid()})
+        set_title(f"{self.label} idle")
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -194,6 +194,8 @@ def child_main(child: Child) -> int:
     """Entry point in the forked process; returns the exit code."""
     try:
         child.boot()
+    except StopChild:
+        return EXIT_OK  # told to stop (TTOU, shutdown) while booting: not a boot failure
     except BaseException:
         log.exception("child %s failed to boot", child.number)
         return EXIT_BOOT_ERROR

@@ -297,7 +297,7 @@ class Master:
     def _child_exited(self, child: ChildHandle, status: int) -> None:
         reason, _ = describe_exit(status)
         code = exit_code(status)
-        if not child.booted and code == EXIT_BOOT_ERROR:
+        if not child.booted and not child.stopping and code == EXIT_BOOT_ERROR:
             raise HaltMaster(f"worker {child.number} could not boot (see its error above)")
         expected = (child.stopping and code == 0) or child.shutdown_kill
         level = logging.INFO if expected else logging.WARNING
