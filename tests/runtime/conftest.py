@@ -23,7 +23,7 @@ def ran(ctx, value=None):
 """
 
 
-RUNTIME_BACKENDS = ["redis", "sqlite"]
+RUNTIME_BACKENDS = ["redis", "sqlite", "hybrid"]
 
 
 @pytest.fixture(params=RUNTIME_BACKENDS)
@@ -34,6 +34,8 @@ def urls(request: pytest.FixtureRequest, redis_url: str, tmp_path: Path) -> dict
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/oqron.db"
         return {"storage": url, "broker": url, "lock": url}
+    if request.param == "hybrid":  # the production set: PostgreSQL storage, Redis broker and lock
+        return {"storage": request.getfixturevalue("pg_url"), "broker": redis_url, "lock": redis_url}
     raise ValueError(request.param)
 
 
