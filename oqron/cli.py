@@ -319,5 +319,22 @@ def resume(config_path: str | None, apps: tuple[str, ...], queue: str, **flags: 
     click.echo(f"{queue} resumed")
 
 
+@admin.command()
+@adapter_options
+def nodes(config_path: str | None, apps: tuple[str, ...], **flags: Any) -> None:
+    """The masters alive in this project and environment."""
+    import time
+
+    from .runtime.nodes import live_nodes
+
+    container = _open(config_path, apps, **flags)
+    click.echo("node\thost\tpid\tregion\tworkers\tbusy\tleader shards\theartbeat")
+    for node in live_nodes(container.storage):
+        shards = ",".join(map(str, node.get("leader_shards") or [])) or "-"
+        age = time.time() - node["heartbeat"]
+        click.echo(f"{node['node_id']}\t{node['host']}\t{node['pid']}\t{node['region']}\t"
+                   f"{node['workers']}\t{node['busy']}\t{shards}\t{age:.1f}s ago")
+
+
 def admin_main() -> None:
     admin(prog_name="oqron")

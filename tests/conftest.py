@@ -29,6 +29,15 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def redlock_servers() -> Iterator[list[RedisServer]]:
+    """Three independent Redis servers for Redlock (tests may kill and restart them)."""
+    servers = [RedisServer().start() for _ in range(3)]
+    yield servers
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="session")
 def pg_database() -> Iterator[ScratchDatabase]:
     """A scratch database for the session on ``OQRON_TEST_PG``; tests isolate by prefix."""
     import psycopg2

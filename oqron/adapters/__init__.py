@@ -62,6 +62,14 @@ def build_broker(url: str, prefix: str) -> Broker:
 
 
 def build_lock(url: str, prefix: str) -> Lock:
+    """One URL, or several comma-separated Redis URLs for Redlock over independent servers."""
+    urls = [part.strip() for part in url.split(",") if part.strip()]
+    if len(urls) > 1:
+        from .redis.redlock import RedlockLock
+
+        if any(_scheme(u) != "redis" for u in urls) or len(urls) < 3:
+            raise ConfigError("lock", "several lock URLs mean Redlock: give 3 or more redis:// URLs")
+        return RedlockLock(urls, prefix)
     from .memory import MemoryLock
     from .postgres import PostgresLock
     from .redis import RedisLock

@@ -10,6 +10,7 @@ from oqron.adapters.base import Broker, Lock, Storage
 from oqron.adapters.memory import MemoryBroker, MemoryLock, MemoryStorage
 from oqron.adapters.postgres import PostgresBroker, PostgresLock, PostgresStorage
 from oqron.adapters.redis import RedisBroker, RedisLock, RedisStorage
+from oqron.adapters.redis.redlock import RedlockLock
 from oqron.adapters.sqlite import SqliteBroker, SqliteLock, SqliteStorage
 
 Clock = Callable[[], float] | None
@@ -54,10 +55,13 @@ def make_lock(backend: str, request: pytest.FixtureRequest, prefix: str) -> Lock
         return SqliteLock(sqlite_url(request), prefix)
     if backend == "postgres":
         return PostgresLock(request.getfixturevalue("pg_url"), prefix)
+    if backend == "redlock":
+        return RedlockLock([s.url for s in request.getfixturevalue("redlock_servers")], prefix)
     raise ValueError(backend)
 
 
 BACKENDS = ["memory", "sqlite", "redis", "postgres"]
+LOCK_BACKENDS = [*BACKENDS, "redlock"]
 
 
 def close_all(*adapters: Any) -> None:

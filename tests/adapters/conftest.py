@@ -7,7 +7,7 @@ import pytest
 from oqron.adapters.base import Broker, Lock, Storage
 from tests.support.clock import FakeClock
 
-from .backends import BACKENDS, make_broker, make_lock, make_storage
+from .backends import BACKENDS, LOCK_BACKENDS, make_broker, make_lock, make_storage
 
 
 @pytest.fixture(params=BACKENDS)
@@ -48,8 +48,13 @@ def timed_broker(backend: str, request: pytest.FixtureRequest, prefix: str, cloc
     adapter.close()
 
 
+@pytest.fixture(params=LOCK_BACKENDS)
+def lock_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def lock(backend: str, request: pytest.FixtureRequest, prefix: str) -> Iterator[Lock]:
-    adapter = make_lock(backend, request, prefix)
+def lock(lock_backend: str, request: pytest.FixtureRequest, prefix: str) -> Iterator[Lock]:
+    adapter = make_lock(lock_backend, request, prefix)
     yield adapter
     adapter.close()

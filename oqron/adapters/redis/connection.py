@@ -21,15 +21,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Longest single blocking wait; the socket timeout must exceed it.
 MAX_BLOCK = 5.0
-_clients: dict[tuple[int, str], redis.Redis] = {}
+_clients: dict[tuple[int, str, float | None], redis.Redis] = {}
 
 #: redis-py types replies as ``bytes | str`` whatever ``decode_responses`` says; our clients
 #: always decode, so adapters use the client untyped rather than cast every reply.
 Client = Any
 
 
-def client_for(url: str) -> Client:
-    key = (os.getpid(), url)
+def client_for(url: str, timeout: float | None = None) -> Client:
+    """The process's client for ``url``. ``timeout`` bounds connects and replies (Redlock wants
+    a dead instance to cost milliseconds, not the default seconds)."""
+    key = (os.getpid(), url, timeout)
     client = _clients.get(key)
     if client is None:
         for stale in [k for k in _clients if k[0] != key[0]]:
@@ -37,8 +39,8 @@ def client_for(url: str) -> Client:
         client = redis.Redis.from_url(
             url,
             decode_responses=True,
-            socket_timeout=MAX_BLOCK + 10.0,
-            socket_connect_timeout=5.0,
+            socket_timeout=timeout or MAX_BLOCK + 10.0,
+            socket_connect_timeout=timeout or 5.0,
             socket_keepalive=True,
             health_check_interval=30,
         )
@@ -86,9 +88,10 @@ class RedisAdapter:
 
     scripts_used: tuple[str, ...] = ()
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, timeout: float | None = None) -> None:
         self.url = url
         self.prefix = prefix
+        self.timeout = timeout
         self._pid = -1
         self._client: Client | None = None
         self._scripts: ScriptSet | None = None
@@ -96,7 +99,7 @@ class RedisAdapter:
     @property
     def client(self) -> Client:
         if self._client is None or self._pid != os.getpid():
-            self._client = client_for(self.url)
+            self._client = client_for(self.url, self.timeout)
             self._scripts = ScriptSet(self._client, self.scripts_used)
             self._pid = os.getpid()
         return self._client
@@ -114,6 +117,6 @@ class RedisAdapter:
     def close(self) -> None:
         if self._client is not None and self._pid == os.getpid():
             self._client.close()
-            _clients.pop((self._pid, self.url), None)
+            _clients.pop((self._pid, self.url, self.timeout), None)
         self._client = None
         self._scripts = None
