@@ -27,8 +27,8 @@ log = logging.getLogger("oqron.leader")
 LEADER_TTL = 3.0
 RENEW_EVERY = 1.0
 CAMPAIGN_EVERY = 0.2
-#: Stop acting this long before the lease could expire on the server (clock rate drift, GC).
-SAFETY = 0.3
+#: Stop acting this share of the TTL (at most 0.3 s) before the lease could expire on the server.
+SAFETY = 0.1
 
 
 def shard_of(name: str, total_shards: int) -> int:
@@ -58,7 +58,7 @@ class LeaderElection:
 
     def is_leader(self) -> bool:
         """True only while the lease taken or renewed last is certainly still ours."""
-        if self.epoch is not None and self.clock() >= self.valid_until - SAFETY:
+        if self.epoch is not None and self.clock() >= self.valid_until - min(0.3, self.ttl * SAFETY):
             self._step_down("lease not renewed in time")
         return self.epoch is not None
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from oqron import Container, queue
+from tests.support.fixtures import APP_HEADER
 from tests.support.master import MasterProcess, alive, title
 from tests.support.wait import wait_for
 
@@ -103,8 +104,7 @@ def versioned(ctx):
     master = spawn_master(version.format("v1"), "--workers", "2")
     master.wait_workers(2)
     first = queue("versioned").add_bulk([{} for _ in range(150)])
-    master.write_app(__import__("tests.runtime.conftest", fromlist=["APP_HEADER"]).APP_HEADER
-                     + version.format("v2"))
+    master.write_app(APP_HEADER + version.format("v2"))
     master.send(signal.SIGHUP)
     second = queue("versioned").add_bulk([{} for _ in range(150)])
     wait_for(lambda: queue("versioned").count("completed") == 300, 60, interval=0.1, message="300 done")
