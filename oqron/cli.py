@@ -45,7 +45,7 @@ def adapter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"{click.get_current_context().info_name}: {message}", err=True)
+    click.echo(f"{click.get_current_context().command_path}: {message}", err=True)
     sys.exit(1)
 
 
