@@ -401,8 +401,12 @@ class Master:
         except AdapterError as exc:
             log.warning("cannot renew %d leases: %s", len(leases), exc)
             return
-        for lease in lost:
-            log.warning("lease of job %s was lost; its result will be refused", lease.job_id)
+        if lost:
+            self.read_messages()  # a child may have finished the job since we last looked
+            held = {c.job.lease for c in self.children.values() if c.job is not None}
+            for lease in lost:
+                if lease in held:
+                    log.warning("lease of job %s was lost; its result will be refused", lease.job_id)
 
     def enforce_timeouts(self) -> None:
         now = time.monotonic()
