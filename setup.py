@@ -15,6 +15,7 @@ setup(
         "croniter>=2.0",
         "click>=8.1",
         "setproctitle>=1.3",
+        "orjson>=3.9",
     ],
     entry_points={
         "console_scripts": [

@@ -1,6 +1,7 @@
 """JSON as the only wire format: strict validation with a path, and one encoder for every adapter.
 
-oqron never pickles. Job data and return values must be plain JSON so that any process, in any
+oqron never pickles. Encoding uses orjson: the job path encodes and decodes every record, and
+it is several times faster than the standard library there. Job data and return values must be plain JSON so that any process, in any
 language, can read a job record; ``check_json`` rejects everything else before it is stored and
 names where the offending value sits (``data["user"]["created"]: datetime is not JSON``).
 """
@@ -11,20 +12,28 @@ import json
 import math
 from typing import Any
 
-_SCALARS = (str, bool, int, type(None))
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_decoder = json.JSONDecoder()
+import orjson
+
+_SCALARS = (str, bool, type(None))
+INT_RANGE = (-(2**63), 2**64 - 1)
 
 
 def dumps(value: Any) -> str:
-    """Encode a value already checked with ``check_json`` (compact, UTF-8 friendly)."""
-    return _encoder.encode(value)
+    """Encode a value already checked with ``check_json`` (compact UTF-8 JSON)."""
+    return orjson.dumps(value).decode()
+
+
+def dumpb(value: Any) -> bytes:
+    """Like ``dumps``, as bytes (what sockets and Redis want anyway)."""
+    return orjson.dumps(value)
 
 
 def loads(text: str | bytes) -> Any:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    return _decoder.decode(text)
+    """Decode JSON; raises ``ValueError`` on invalid input."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def check_json(value: Any, path: str = "data", max_depth: int = 100) -> None:
@@ -39,6 +48,10 @@ def check_json(value: Any, path: str = "data", max_depth: int = 100) -> None:
 def _check(value: Any, path: str, depth: int) -> None:
     kind = type(value)
     if kind in _SCALARS:
+        return
+    if kind is int:
+        if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+            raise TypeError(f"{path}: integer {value} is outside the 64-bit range JSON readers agree on")
         return
     if kind is float:
         if not math.isfinite(value):

@@ -266,7 +266,7 @@ class Lock:
     def acquire(self, key: str, owner: str, ttl: float) -> int | None:
         """Take the lock if free or expired, or extend it if ``owner`` already holds it.
 
-        Returns the lock's epoch on success (unchanged when extended, +1 when newly taken),
+        Returns the lock's epoch on success (unchanged when extended, higher when newly taken),
         None when someone else holds it.
         """
         raise NotImplementedError

@@ -26,7 +26,7 @@ def test_release_only_by_owner(lock: Lock) -> None:
     assert lock.release("k", "a")
     assert lock.owner("k") is None
     second = lock.acquire("k", "b", 5)
-    assert first is not None and second == first + 1
+    assert first is not None and second is not None and second > first
 
 
 def test_renew_only_by_owner(lock: Lock) -> None:
@@ -42,7 +42,7 @@ def test_expiry_hands_the_lock_over_with_a_higher_epoch(lock: Lock) -> None:
     wait_for(lambda: lock.owner("k") is None, 3, message="lock expiry")
     assert not lock.renew("k", "a", 5)
     second = lock.acquire("k", "b", 5)
-    assert second == first + 1
+    assert second is not None and second > first
     assert not lock.release("k", "a")
 
 

@@ -52,8 +52,7 @@ class RedisBroker(RedisAdapter, Broker):
     ) -> None:
         if not job_ids:
             return
-        parts = ("ready", "delayed", "active", "meta", "prio", "marker")
-        keys = [self._key(queue, p) for p in parts]
+        keys = self._queue_keys(queue)
         args = [strategy or "", priority, int(delay * 1000), self._now(), *job_ids]
         self.scripts["publish"](keys=keys, args=args)
 

@@ -53,9 +53,21 @@ def drop_clients() -> None:
     _clients.clear()
 
 
+INCLUDE = "--!include "
+
+
 @functools.cache
 def script_source(name: str) -> str:
-    return resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text()
+    """A script's text with its ``--!include file.lua`` lines replaced by that file: Redis
+    scripts cannot import, so shared functions are pasted in."""
+    text = resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text()
+    lines = []
+    for line in text.splitlines():
+        if line.startswith(INCLUDE):
+            lines.append(script_source(line[len(INCLUDE):].strip().removesuffix(".lua")))
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 class ScriptSet:

@@ -19,7 +19,7 @@ from .lock import RedisLock
 
 T = TypeVar("T")
 #: How long one server may take to answer before it counts as a "no".
-INSTANCE_TIMEOUT = 0.25
+INSTANCE_TIMEOUT = 0.5
 
 
 class RedlockLock(Lock):
