@@ -1,9 +1,10 @@
 """JSON as the only wire format: strict validation with a path, and one encoder for every adapter.
 
-oqron never pickles. Encoding uses orjson: the job path encodes and decodes every record, and
-it is several times faster than the standard library there. Job data and return values must be plain JSON so that any process, in any
-language, can read a job record; ``check_json`` rejects everything else before it is stored and
-names where the offending value sits (``data["user"]["created"]: datetime is not JSON``).
+oqron never pickles. Job data and return values must be plain JSON so that any process, in any
+language, can read a job record; ``check_json`` rejects everything else before it is stored
+and names where the offending value sits (``data["user"]["created"]: datetime is not JSON``).
+Encoding uses orjson: the job path encodes and decodes every record, and it is several times
+faster than the standard library there.
 """
 
 from __future__ import annotations

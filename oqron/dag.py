@@ -31,7 +31,12 @@ def parent_finished(lifecycle: Lifecycle, parent: Mapping[str, Any]) -> None:
     """Called after a parent's final write; re-reads its children, which may have been linked
     while it ran."""
     fresh = lifecycle.storage.get_job(parent["id"])
-    children = (fresh or parent).get("children_ids") or []
+    children_of_finished(lifecycle, (fresh or parent).get("children_ids") or [])
+
+
+def children_of_finished(lifecycle: Lifecycle, children: Sequence[str]) -> None:
+    """Resolve the children of a parent whose final write returned them (read atomically with
+    that write, so a child linked while the parent ran is among them)."""
     for child_id in children:
         resolve(lifecycle, child_id)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import dag, retention
 from .adapters.base import Broker, Lease, Storage
 from .config import Config
-from .errors import CorruptJob, DependencyNotFound, LeaseLost
+from .errors import DependencyNotFound, LeaseLost
 from .job import (
     ACTIVE,
     CANCELLED,
@@ -30,7 +30,6 @@ from .job import (
     DELAYED,
     FAILED,
     FINAL,
-    STARTABLE,
     WAITING,
     WAITING_CHILDREN,
     Job,
@@ -38,26 +37,15 @@ from .job import (
     new_record,
     transition,
 )
+from .jobpath import Claimed, job_path
 
 if TYPE_CHECKING:
     from .modules.queue import Queue
 
 log = logging.getLogger("oqron.lifecycle")
 DEFAULT_RETRIES = Retries()
-#: How long a job of another project/environment is set aside before it is looked at again.
-FOREIGN_RETRY = 60.0
 
-
-@dataclass
-class Claimed:
-    """A job leased to this process, with the record as it was when the attempt started."""
-
-    lease: Lease
-    record: dict[str, Any]
-
-    @property
-    def job_id(self) -> str:
-        return self.lease.job_id
+__all__ = ["AddOptions", "Claimed", "Lifecycle"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +69,7 @@ class Lifecycle:
         self.storage = storage
         self.broker = broker
         self.config = config
+        self.path = job_path(storage, broker, config)
 
     # --- producer side ---------------------------------------------------------------------
 
@@ -113,19 +102,18 @@ class Lifecycle:
             )
             for data, job_id in items
         ]
-        inserted = self.storage.create_jobs(records)
-        fresh = [r["id"] for r, ok in zip(records, inserted, strict=True) if ok]
+        inserted = self.path.add(
+            queue.name,
+            records,
+            publish=not options.depends_on,
+            strategy=queue.publish_strategy,
+            priority=options.priority,
+            delay=options.delay,
+        )
         if options.depends_on:
-            for job_id in fresh:
-                dag.link(self, job_id, options.depends_on)
-        elif fresh:
-            self.broker.publish(
-                queue.name,
-                fresh,
-                strategy=queue.publish_strategy,
-                priority=options.priority,
-                delay=options.delay,
-            )
+            for record, ok in zip(records, inserted, strict=True):
+                if ok:
+                    dag.link(self, record["id"], options.depends_on)
         existing = [r["id"] for r, ok in zip(records, inserted, strict=True) if not ok]
         found = dict(zip(existing, self.storage.get_jobs(existing), strict=True)) if existing else {}
         jobs = []
@@ -189,95 +177,26 @@ class Lifecycle:
     # --- consumer side ---------------------------------------------------------------------
 
     def claim(
-        self, queues: Sequence[str], consumer: str, lease_ttl: float, timeout: float = 0.0
+        self,
+        queues: Sequence[str],
+        consumer: str,
+        lease_ttl: float,
+        timeout: float = 0.0,
+        definitions: Mapping[str, Queue] | None = None,
     ) -> Claimed | None:
-        """Lease the next runnable job; ids whose record is missing or final are dropped."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = max(0.0, deadline - time.monotonic())
-            lease = self.broker.claim(queues, consumer, lease_ttl, remaining)
-            if lease is None:
-                return None
-            record = self.storage.get_job(lease.job_id)
-            if record is not None and record.get("corrupt"):
-                self._fail_corrupt(lease, record)
-                continue
-            if record is None:
-                log.warning("dropping job %s: no record (removed while queued)", lease.job_id)
-                self._drop(lease)
-                continue
-            if record["status"] in FINAL:
-                self._drop(lease)
-                continue
-            if (record.get("project"), record.get("environment")) != (
-                self.config.project, self.config.environment,
-            ):
-                self._leave_foreign(lease, record)
-                continue
-            return Claimed(lease, record)
+        """Lease the next runnable job and start its attempt (it is ``active`` when returned).
 
-    def _leave_foreign(self, lease: Lease, record: Mapping[str, Any]) -> None:
-        """A record of another project/environment reached this prefix (an adapter shared
-        without isolation): never run it, never change it; hand the id back for a minute."""
-        log.error(
-            "job %s belongs to %s:%s, not %s:%s; leaving it untouched",
-            lease.job_id, record.get("project"), record.get("environment"),
-            self.config.project, self.config.environment,
-        )
-        try:
-            self.broker.nack(lease, FOREIGN_RETRY)
-        except LeaseLost:
-            pass
+        ``consumer`` is also recorded as the job's worker. ``definitions`` give each queue's
+        retry policy (the registry when omitted)."""
+        if definitions is None:
+            from .registry import registry
 
-    def _drop(self, lease: Lease) -> None:
-        try:
-            self.broker.ack(lease)
-        except LeaseLost:
-            pass
-
-    def _fail_corrupt(self, lease: Lease, record: Mapping[str, Any]) -> None:
-        reason = record.get("corrupt")
-        log.error("job %s: record could not be decoded (%s); failing it", lease.job_id, reason)
-        error = {"type": CorruptJob.__name__, "message": f"job record could not be decoded: {reason}"}
-        changes = {"status": FAILED, "error": error, "finished_at": time.time(), "lease_token": None}
-        self.storage.update_job(lease.job_id, changes)
-        self._drop(lease)
-
-    def start(self, claimed: Claimed, queue: Queue | None, worker_id: str) -> bool:
-        """Mark the claimed job active for a new attempt. False if it must not run (it was
-        cancelled or finished meanwhile; the lease is dropped)."""
-        record = claimed.record
-        for _ in range(3):
-            attempt = int(record.get("attempts_made") or 0) + 1
-            explicit = (record.get("options") or {}).get("attempts")
-            retries = queue.retries if queue is not None else DEFAULT_RETRIES
-            now = time.time()
-            changes = {
-                "status": ACTIVE,
-                "attempts_made": attempt,
-                "max_attempts": explicit or retries.max + 1,
-                "started_at": now,
-                "finished_at": None,
-                "worker_id": worker_id,
-                "lease_token": claimed.lease.token,
-            }
-            entry = transition(record["status"], ACTIVE, f"attempt {attempt} on {worker_id}", now)
-            if self.storage.update_job(
-                claimed.job_id,
-                changes,
-                expect={"attempts_made": record.get("attempts_made") or 0},
-                expect_status=STARTABLE,
-                append={"timeline": [entry]},
-            ):
-                record.update(changes)
-                return True
-            fresh = self.storage.get_job(claimed.job_id)
-            if fresh is None or fresh["status"] in FINAL or fresh["status"] == WAITING_CHILDREN:
-                self._drop(claimed.lease)
-                return False
-            record = claimed.record = fresh
-        self._drop(claimed.lease)
-        return False
+            definitions = registry.queues
+        max_attempts = {
+            name: (definitions[name].retries if name in definitions else DEFAULT_RETRIES).max + 1
+            for name in queues
+        }
+        return self.path.take(queues, consumer, lease_ttl, timeout, max_attempts)
 
     def update_progress(self, claimed: Claimed, percent: float, label: str | None) -> bool:
         changes = {"progress": percent, "progress_label": label}
@@ -300,10 +219,11 @@ class Lifecycle:
             "progress": 100,
             "lease_token": None,
         }
-        self._finish(claimed, changes, transition(ACTIVE, COMPLETED, "completed", now))
-        self._ack_after_finish(claimed.lease)
-        record = {**claimed.record, **changes}
-        dag.parent_finished(self, record)
+        children = self.path.finish(
+            claimed, changes, transition(ACTIVE, COMPLETED, "completed", now), ack=True
+        )
+        record = {**claimed.record, **changes, "children_ids": children}
+        dag.children_of_finished(self, children)
         retention.apply(self.storage, record, queue)
 
     def fail_attempt(
@@ -333,11 +253,8 @@ class Lifecycle:
                 "queued_at": now,
             }
             reason = f"attempt {attempt} failed: {error.get('type')}; retry in {delay:.3g} s"
-            self._finish(claimed, changes, transition(ACTIVE, status, reason, now))
-            try:
-                self.broker.nack(claimed.lease, delay)
-            except LeaseLost:
-                log.warning("job %s: lease lost after recording its retry", claimed.job_id)
+            entry = transition(ACTIVE, status, reason, now)
+            self.path.finish(claimed, changes, entry, ack=False, delay=delay)
             return status
         changes = {
             "status": FAILED,
@@ -346,31 +263,12 @@ class Lifecycle:
             "finished_at": now,
             "lease_token": None,
         }
-        self._finish(claimed, changes, transition(ACTIVE, FAILED, f"failed: {error.get('type')}", now))
-        self._ack_after_finish(claimed.lease)
-        record = {**record, **changes}
-        dag.parent_finished(self, record)
+        entry = transition(ACTIVE, FAILED, f"failed: {error.get('type')}", now)
+        children = self.path.finish(claimed, changes, entry, ack=True)
+        record = {**record, **changes, "children_ids": children}
+        dag.children_of_finished(self, children)
         retention.apply(self.storage, record, queue)
         return FAILED
-
-    def _finish(self, claimed: Claimed, changes: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
-        if not self.storage.update_job(
-            claimed.job_id,
-            changes,
-            expect={"lease_token": claimed.lease.token},
-            append={"timeline": [entry]},
-        ):
-            raise LeaseLost(
-                f"job {claimed.job_id}: attempt with lease {claimed.lease.token} no longer owns the job"
-            )
-
-    def _ack_after_finish(self, lease: Lease) -> None:
-        try:
-            self.broker.ack(lease)
-        except LeaseLost:
-            # The lease expired after the record was written; whoever claims the id next sees
-            # a final record and drops it.
-            log.warning("job %s: lease lost after recording its end", lease.job_id)
 
     # --- master side -----------------------------------------------------------------------
 
@@ -384,10 +282,10 @@ class Lifecycle:
         """
         record = self.storage.get_job(lease.job_id)
         if record is not None and record.get("corrupt"):
-            self._fail_corrupt(lease, record)
+            self.path.fail_corrupt(lease, record)
             return FAILED
         if record is None or record["status"] in FINAL:
-            self._drop(lease)
+            self.path.drop(lease)
             return None
         if record.get("lease_token") != lease.token:
             try:
@@ -405,10 +303,10 @@ class Lifecycle:
         operator (shutdown, reload), not by the job. Returns whether the job was requeued."""
         record = self.storage.get_job(lease.job_id)
         if record is not None and record.get("corrupt"):
-            self._fail_corrupt(lease, record)
+            self.path.fail_corrupt(lease, record)
             return False
         if record is None or record["status"] in FINAL:
-            self._drop(lease)
+            self.path.drop(lease)
             return False
         if record.get("lease_token") == lease.token:
             now = time.time()
@@ -439,7 +337,7 @@ class Lifecycle:
         for lease in self.broker.expired_leases(queue_name):
             record = self.storage.get_job(lease.job_id)
             if record is None or record["status"] in FINAL:
-                self._drop(lease)
+                self.path.drop(lease)
                 continue
             stalls = int(record.get("stalled_count") or 0) + 1
             now = time.time()

@@ -52,11 +52,10 @@ class Executor:
         self.last_error: BaseException | None = None
 
     def execute(self, claimed: Claimed) -> str:
-        """Run the attempt; returns the job's status afterwards (or ``skipped``)."""
+        """Run a claimed (started) attempt; returns the job's status afterwards (or ``skipped``
+        when its end could not be recorded because the attempt no longer owns the job)."""
         self.last_error = None
         queue = self.registry.queues.get(claimed.lease.queue)
-        if not self.lifecycle.start(claimed, queue, self.worker_id):
-            return SKIPPED
         if queue is None or queue.function is None:
             error = {"type": UnknownHandler.__name__,
                      "message": f"no handler for queue {claimed.lease.queue!r} on worker {self.worker_id}"}

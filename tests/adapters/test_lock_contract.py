@@ -37,7 +37,7 @@ def test_renew_only_by_owner(lock: Lock) -> None:
 
 
 def test_expiry_hands_the_lock_over_with_a_higher_epoch(lock: Lock) -> None:
-    first = lock.acquire("k", "a", 0.2)
+    first = lock.acquire("k", "a", 0.5)  # Redlock spends part of a TTL asking 3 servers
     assert first is not None
     wait_for(lambda: lock.owner("k") is None, 3, message="lock expiry")
     assert not lock.renew("k", "a", 5)

@@ -24,7 +24,7 @@ def test_expired_lease_is_taken_over_and_the_stale_finish_refused(kit: Container
     job = q.add({"n": 1})
     life = kit.lifecycle
     first = life.claim(["q"], "consumer-a", lease_ttl=0.3)
-    assert first is not None and life.start(first, q, "consumer-a")
+    assert first is not None and first.record["status"] == "active"
 
     wait_for(lambda: kit.broker.expired_leases("q"), 5, message="lease expiry")
     assert life.recover_expired("q", q, max_stalled=2) == [job.id]
@@ -33,7 +33,7 @@ def test_expired_lease_is_taken_over_and_the_stale_finish_refused(kit: Container
     second = life.claim(["q"], "consumer-b", lease_ttl=30)
     assert second is not None and second.job_id == job.id
     assert second.lease.token != first.lease.token
-    assert life.start(second, q, "consumer-b")
+    assert second.record["attempts_made"] == 2
 
     with pytest.raises(LeaseLost):
         life.complete(first, {"by": "a"}, q)
@@ -54,7 +54,7 @@ def test_stalls_beyond_the_limit_fail_the_job(kit: Container) -> None:
     job = q.add({})
     for stall in range(3):
         claimed = kit.lifecycle.claim(["q"], "c", lease_ttl=0.05)
-        assert claimed is not None and kit.lifecycle.start(claimed, q, "c")
+        assert claimed is not None and claimed.record["status"] == "active"
         wait_for(lambda: kit.broker.expired_leases("q"), 5, message="lease expiry")
         kit.lifecycle.recover_expired("q", q, max_stalled=2)
     job.refresh()

@@ -26,19 +26,23 @@ class RedisBroker(RedisAdapter, Broker):
 
     def __init__(self, url: str, prefix: str, clock: Callable[[], float] | None = None) -> None:
         super().__init__(url, prefix)
-        self._clock = clock
+        self.clock = clock
 
     def _now(self) -> str:
-        return "" if self._clock is None else str(int(self._clock() * 1000))
+        return "" if self.clock is None else str(int(self.clock() * 1000))
 
     def _key(self, queue: str, part: str) -> str:
         return f"{self.prefix}q:{queue}:{part}"
 
-    def _consumer_key(self, consumer: str) -> str:
+    def consumer_key(self, consumer: str) -> str:
         return f"{self.prefix}consumer:{consumer}"
 
-    def _queue_keys(self, queue: str) -> list[str]:
+    def queue_keys(self, queue: str) -> list[str]:
+        """The queue's keys in the order the scripts' ``queue_keys`` expects."""
         return [self._key(queue, part) for part in QUEUE_KEYS]
+
+    def marker_key(self, queue: str) -> str:
+        return self._key(queue, "marker")
 
     @translate_errors
     def publish(
@@ -52,7 +56,7 @@ class RedisBroker(RedisAdapter, Broker):
     ) -> None:
         if not job_ids:
             return
-        keys = self._queue_keys(queue)
+        keys = self.queue_keys(queue)
         args = [strategy or "", priority, int(delay * 1000), self._now(), *job_ids]
         self.scripts["publish"](keys=keys, args=args)
 
@@ -60,9 +64,9 @@ class RedisBroker(RedisAdapter, Broker):
     def claim(
         self, queues: Sequence[str], consumer: str, lease_ttl: float, timeout: float = 0.0
     ) -> Lease | None:
-        keys = [self._consumer_key(consumer), f"{self.prefix}lease_seq"]
+        keys = [self.consumer_key(consumer), f"{self.prefix}lease_seq"]
         for queue in queues:
-            keys += self._queue_keys(queue)
+            keys += self.queue_keys(queue)
         markers = [self._key(queue, "marker") for queue in queues]
         deadline = time.monotonic() + timeout
         while True:
@@ -90,7 +94,7 @@ class RedisBroker(RedisAdapter, Broker):
         return [leases[int(i) - 1] for i in lost]
 
     def _finish(self, lease: Lease, action: str, delay: float) -> None:
-        keys = [*self._queue_keys(lease.queue), self._consumer_key(lease.consumer)]
+        keys = [*self.queue_keys(lease.queue), self.consumer_key(lease.consumer)]
         args = [lease.job_id, lease.token, action, int(delay * 1000), lease.queue, self._now()]
         if not self.scripts["finish"](keys=keys, args=args):
             raise LeaseLost(f"lease {lease.token} on job {lease.job_id} is no longer current")
@@ -105,7 +109,7 @@ class RedisBroker(RedisAdapter, Broker):
 
     @translate_errors
     def leases_of(self, consumer: str) -> list[Lease]:
-        members = sorted(self.client.smembers(self._consumer_key(consumer)))
+        members = sorted(self.client.smembers(self.consumer_key(consumer)))
         pairs = [member.split("\t", 1) for member in members]
         pipe = self.client.pipeline(transaction=False)
         for queue, job_id in pairs:
@@ -131,7 +135,7 @@ class RedisBroker(RedisAdapter, Broker):
     @translate_errors
     def remove(self, queue: str, job_id: str) -> bool:
         keys = [self._key(queue, p) for p in ("ready", "delayed", "active", "leases", "prio")]
-        args = [job_id, self._consumer_key(""), queue]
+        args = [job_id, self.consumer_key(""), queue]
         return bool(self.scripts["remove"](keys=keys, args=args))
 
     @translate_errors
@@ -165,8 +169,8 @@ class RedisBroker(RedisAdapter, Broker):
     @translate_errors
     def obliterate(self, queue: str) -> None:
         for lease in self._all_leases(queue):
-            self.client.srem(self._consumer_key(lease.consumer), f"{queue}\t{lease.job_id}")
-        self.client.delete(*self._queue_keys(queue))
+            self.client.srem(self.consumer_key(lease.consumer), f"{queue}\t{lease.job_id}")
+        self.client.delete(*self.queue_keys(queue))
 
     def _all_leases(self, queue: str) -> list[Lease]:
         leases = []

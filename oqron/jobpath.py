@@ -1,0 +1,202 @@
+"""The hot path of every job — add, take (claim + start), finish — in as few round trips as the
+backends allow.
+
+``JobPath`` composes the storage and broker contracts step by step and works on any mix of
+adapters. When storage and broker live on the same server, a backend may offer a combined path
+doing each step in one round trip (``oqron.adapters.redis.jobpath``); ``job_path()`` picks it.
+Both must behave identically: the runtime test suite runs on both.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .adapters.base import Broker, Lease, Storage
+from .config import Config
+from .errors import CorruptJob, LeaseLost
+from .job import ACTIVE, FINAL, STARTABLE, WAITING_CHILDREN, transition
+
+log = logging.getLogger("oqron.jobpath")
+
+#: How long a job of another project/environment is set aside before it is looked at again.
+FOREIGN_RETRY = 60.0
+
+
+@dataclass
+class Claimed:
+    """A job leased to this process, with its record as of the start of this attempt."""
+
+    lease: Lease
+    record: dict[str, Any]
+
+    @property
+    def job_id(self) -> str:
+        return self.lease.job_id
+
+
+class JobPath:
+    def __init__(self, storage: Storage, broker: Broker, config: Config) -> None:
+        self.storage = storage
+        self.broker = broker
+        self.config = config
+
+    # --- add ---------------------------------------------------------------------------------
+
+    def add(
+        self,
+        queue: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        publish: bool,
+        strategy: str | None,
+        priority: int,
+        delay: float,
+    ) -> list[bool]:
+        """Store records (existing ids untouched) and publish the new ones unless told not to."""
+        inserted = self.storage.create_jobs(records)
+        fresh = [r["id"] for r, ok in zip(records, inserted, strict=True) if ok]
+        if publish and fresh:
+            self.broker.publish(queue, fresh, strategy=strategy, priority=priority, delay=delay)
+        return inserted
+
+    # --- take --------------------------------------------------------------------------------
+
+    def take(
+        self,
+        queues: Sequence[str],
+        consumer: str,
+        lease_ttl: float,
+        timeout: float,
+        max_attempts: Mapping[str, int],
+    ) -> Claimed | None:
+        """Lease the next runnable job and start its attempt (status active, attempts + 1).
+
+        Ids whose record is missing or final are dropped; corrupt records are failed; records
+        of another project/environment are set aside untouched. ``max_attempts`` gives each
+        queue's default when a job did not set its own.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            lease = self.broker.claim(queues, consumer, lease_ttl, max(0.0, deadline - time.monotonic()))
+            if lease is None:
+                return None
+            claimed = self._start(lease, max_attempts.get(lease.queue, 1))
+            if claimed is not None:
+                return claimed
+
+    def _start(self, lease: Lease, default_max: int) -> Claimed | None:
+        for _ in range(3):
+            record = self.storage.get_job(lease.job_id)
+            if not self.startable(lease, record):
+                return None
+            assert record is not None
+            now = time.time()
+            attempt = int(record.get("attempts_made") or 0) + 1
+            changes = {
+                "status": ACTIVE,
+                "attempts_made": attempt,
+                "max_attempts": (record.get("options") or {}).get("attempts") or default_max,
+                "started_at": now,
+                "finished_at": None,
+                "worker_id": lease.consumer,
+                "lease_token": lease.token,
+            }
+            entry = transition(record["status"], ACTIVE, f"attempt {attempt} on {lease.consumer}", now)
+            if self.storage.update_job(
+                lease.job_id,
+                changes,
+                expect={"attempts_made": record.get("attempts_made") or 0},
+                expect_status=STARTABLE,
+                append={"timeline": [entry]},
+            ):
+                record.update(changes)
+                record["timeline"] = [*record.get("timeline", []), entry]
+                return Claimed(lease, record)
+        self.drop(lease)
+        return None
+
+    def startable(self, lease: Lease, record: Mapping[str, Any] | None) -> bool:
+        """Whether a claimed id may run; otherwise deal with it (drop, fail, set aside)."""
+        if record is None or record["status"] in FINAL or record["status"] == WAITING_CHILDREN:
+            self.drop(lease)
+            return False
+        if record.get("corrupt"):
+            self.fail_corrupt(lease, record)
+            return False
+        if (record.get("project"), record.get("environment")) != (
+            self.config.project, self.config.environment,
+        ):
+            log.error(
+                "job %s belongs to %s:%s, not %s:%s; leaving it untouched",
+                lease.job_id, record.get("project"), record.get("environment"),
+                self.config.project, self.config.environment,
+            )
+            try:
+                self.broker.nack(lease, FOREIGN_RETRY)
+            except LeaseLost:
+                pass
+            return False
+        return True
+
+    def drop(self, lease: Lease) -> None:
+        try:
+            self.broker.ack(lease)
+        except LeaseLost:
+            pass
+
+    def fail_corrupt(self, lease: Lease, record: Mapping[str, Any]) -> None:
+        reason = record.get("corrupt")
+        log.error("job %s: record could not be decoded (%s); failing it", lease.job_id, reason)
+        error = {"type": CorruptJob.__name__, "message": f"job record could not be decoded: {reason}"}
+        changes = {"status": "failed", "error": error, "finished_at": time.time(), "lease_token": None}
+        self.storage.update_job(lease.job_id, changes)
+        self.drop(lease)
+
+    # --- finish ------------------------------------------------------------------------------
+
+    def finish(
+        self,
+        claimed: Claimed,
+        changes: Mapping[str, Any],
+        entry: Mapping[str, Any],
+        *,
+        ack: bool,
+        delay: float = 0.0,
+    ) -> list[str]:
+        """Write the attempt's end if it still owns the record (else ``LeaseLost``), then ack or
+        nack the lease. Returns the job's children ids as they are now (for dependencies)."""
+        if not self.storage.update_job(
+            claimed.job_id,
+            changes,
+            expect={"lease_token": claimed.lease.token},
+            append={"timeline": [entry]},
+        ):
+            raise LeaseLost(
+                f"job {claimed.job_id}: attempt with lease {claimed.lease.token} no longer owns the job"
+            )
+        try:
+            if ack:
+                self.broker.ack(claimed.lease)
+            else:
+                self.broker.nack(claimed.lease, delay)
+        except LeaseLost:
+            # The lease expired after the record was written; whoever claims the id next sees
+            # the record's truth and acts on it.
+            log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
+        if not ack:
+            return []
+        fresh = self.storage.get_job(claimed.job_id)  # children may have been linked meanwhile
+        return list((fresh or claimed.record).get("children_ids") or [])
+
+
+def job_path(storage: Storage, broker: Broker, config: Config) -> JobPath:
+    """The fastest path the adapters allow."""
+    from .adapters.redis.jobpath import RedisJobPath
+
+    if RedisJobPath.serves(storage, broker):
+        return RedisJobPath(storage, broker, config)
+    return JobPath(storage, broker, config)
