@@ -26,6 +26,17 @@ log = logging.getLogger("oqron.jobpath")
 FOREIGN_RETRY = 60.0
 
 
+@dataclass(frozen=True)
+class TakeRequest:
+    """What a consumer claims: its queues in order, its id, the lease TTL, and each queue's
+    default number of attempts (for jobs that did not set their own)."""
+
+    queues: Sequence[str]
+    consumer: str
+    lease_ttl: float
+    max_attempts: Mapping[str, int]
+
+
 @dataclass
 class Claimed:
     """A job leased to this process, with its record as of the start of this attempt."""
@@ -65,26 +76,19 @@ class JobPath:
 
     # --- take --------------------------------------------------------------------------------
 
-    def take(
-        self,
-        queues: Sequence[str],
-        consumer: str,
-        lease_ttl: float,
-        timeout: float,
-        max_attempts: Mapping[str, int],
-    ) -> Claimed | None:
+    def take(self, request: TakeRequest, timeout: float = 0.0) -> Claimed | None:
         """Lease the next runnable job and start its attempt (status active, attempts + 1).
 
         Ids whose record is missing or final are dropped; corrupt records are failed; records
-        of another project/environment are set aside untouched. ``max_attempts`` gives each
-        queue's default when a job did not set its own.
+        of another project/environment are set aside untouched. Waits up to ``timeout``.
         """
         deadline = time.monotonic() + timeout
         while True:
-            lease = self.broker.claim(queues, consumer, lease_ttl, max(0.0, deadline - time.monotonic()))
+            remaining = max(0.0, deadline - time.monotonic())
+            lease = self.broker.claim(request.queues, request.consumer, request.lease_ttl, remaining)
             if lease is None:
                 return None
-            claimed = self._start(lease, max_attempts.get(lease.queue, 1))
+            claimed = self._start(lease, request.max_attempts.get(lease.queue, 1))
             if claimed is not None:
                 return claimed
 
@@ -166,9 +170,11 @@ class JobPath:
         *,
         ack: bool,
         delay: float = 0.0,
-    ) -> list[str]:
+        then: TakeRequest | None = None,
+    ) -> tuple[list[str], Claimed | None]:
         """Write the attempt's end if it still owns the record (else ``LeaseLost``), then ack or
-        nack the lease. Returns the job's children ids as they are now (for dependencies)."""
+        nack the lease. Returns the job's children ids as they are now (for dependencies) and,
+        when ``then`` asks for it, the next job, already started (None if none is ready)."""
         if not self.storage.update_job(
             claimed.job_id,
             changes,
@@ -187,10 +193,11 @@ class JobPath:
             # The lease expired after the record was written; whoever claims the id next sees
             # the record's truth and acts on it.
             log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
-        if not ack:
-            return []
-        fresh = self.storage.get_job(claimed.job_id)  # children may have been linked meanwhile
-        return list((fresh or claimed.record).get("children_ids") or [])
+        children: list[str] = []
+        if ack:
+            fresh = self.storage.get_job(claimed.job_id)  # children may have been linked meanwhile
+            children = list((fresh or claimed.record).get("children_ids") or [])
+        return children, self.take(then) if then is not None else None
 
 
 def job_path(storage: Storage, broker: Broker, config: Config) -> JobPath:

@@ -37,7 +37,7 @@ from .job import (
     new_record,
     transition,
 )
-from .jobpath import Claimed, job_path
+from .jobpath import Claimed, TakeRequest, job_path
 
 if TYPE_CHECKING:
     from .modules.queue import Queue
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("oqron.lifecycle")
 DEFAULT_RETRIES = Retries()
 
-__all__ = ["AddOptions", "Claimed", "Lifecycle"]
+__all__ = ["AddOptions", "Claimed", "Lifecycle", "TakeRequest"]
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,15 @@ class Lifecycle:
 
         ``consumer`` is also recorded as the job's worker. ``definitions`` give each queue's
         retry policy (the registry when omitted)."""
+        return self.path.take(self.take_request(queues, consumer, lease_ttl, definitions), timeout)
+
+    def take_request(
+        self,
+        queues: Sequence[str],
+        consumer: str,
+        lease_ttl: float,
+        definitions: Mapping[str, Queue] | None = None,
+    ) -> TakeRequest:
         if definitions is None:
             from .registry import registry
 
@@ -196,7 +205,7 @@ class Lifecycle:
             name: (definitions[name].retries if name in definitions else DEFAULT_RETRIES).max + 1
             for name in queues
         }
-        return self.path.take(queues, consumer, lease_ttl, timeout, max_attempts)
+        return TakeRequest(tuple(queues), consumer, lease_ttl, max_attempts)
 
     def update_progress(self, claimed: Claimed, percent: float, label: str | None) -> bool:
         changes = {"progress": percent, "progress_label": label}
@@ -209,8 +218,15 @@ class Lifecycle:
             claimed.job_id, {}, expect={"lease_token": claimed.lease.token}, append={"logs": [entry]}
         )
 
-    def complete(self, claimed: Claimed, return_value: Any, queue: Queue | None = None) -> None:
-        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job."""
+    def complete(
+        self,
+        claimed: Claimed,
+        return_value: Any,
+        queue: Queue | None = None,
+        then: TakeRequest | None = None,
+    ) -> Claimed | None:
+        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job. With
+        ``then``, also take the next job in the same step and return it."""
         now = time.time()
         changes = {
             "status": COMPLETED,
@@ -219,12 +235,13 @@ class Lifecycle:
             "progress": 100,
             "lease_token": None,
         }
-        children = self.path.finish(
-            claimed, changes, transition(ACTIVE, COMPLETED, "completed", now), ack=True
+        children, taken = self.path.finish(
+            claimed, changes, transition(ACTIVE, COMPLETED, "completed", now), ack=True, then=then
         )
         record = {**claimed.record, **changes, "children_ids": children}
         dag.children_of_finished(self, children)
         retention.apply(self.storage, record, queue)
+        return taken
 
     def fail_attempt(
         self,
@@ -233,9 +250,11 @@ class Lifecycle:
         stacktrace: str | None,
         queue: Queue | None,
         retryable: bool = True,
-    ) -> str:
+        then: TakeRequest | None = None,
+    ) -> tuple[str, Claimed | None]:
         """Record a failed attempt: retry later if attempts remain (and it is retryable), else
-        fail for good. Returns the new status. ``LeaseLost`` if the attempt is stale."""
+        fail for good. Returns the new status (and the next job when ``then`` asks for one).
+        ``LeaseLost`` if the attempt is stale."""
         record = claimed.record
         retries = queue.retries if queue is not None else DEFAULT_RETRIES
         attempt = int(record.get("attempts_made") or 1)
@@ -254,8 +273,8 @@ class Lifecycle:
             }
             reason = f"attempt {attempt} failed: {error.get('type')}; retry in {delay:.3g} s"
             entry = transition(ACTIVE, status, reason, now)
-            self.path.finish(claimed, changes, entry, ack=False, delay=delay)
-            return status
+            _, taken = self.path.finish(claimed, changes, entry, ack=False, delay=delay, then=then)
+            return status, taken
         changes = {
             "status": FAILED,
             "error": dict(error),
@@ -264,11 +283,11 @@ class Lifecycle:
             "lease_token": None,
         }
         entry = transition(ACTIVE, FAILED, f"failed: {error.get('type')}", now)
-        children = self.path.finish(claimed, changes, entry, ack=True)
+        children, taken = self.path.finish(claimed, changes, entry, ack=True, then=then)
         record = {**record, **changes, "children_ids": children}
         dag.children_of_finished(self, children)
         retention.apply(self.storage, record, queue)
-        return FAILED
+        return FAILED, taken
 
     # --- master side -----------------------------------------------------------------------
 
@@ -294,7 +313,7 @@ class Lifecycle:
                 return None
             return WAITING
         try:
-            return self.fail_attempt(Claimed(lease, record), error, None, queue, retryable)
+            return self.fail_attempt(Claimed(lease, record), error, None, queue, retryable)[0]
         except LeaseLost:
             return None
 

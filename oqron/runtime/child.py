@@ -23,11 +23,11 @@ from types import FrameType
 from ..config import Config
 from ..container import Container
 from ..errors import AdapterError
-from ..lifecycle import Claimed
+from ..lifecycle import Claimed, Lifecycle
 from ..registry import Registry
 from . import messages
 from .control import HardTimeout, StopChild
-from .executor import SKIPPED, Executor
+from .executor import SKIPPED, Executor, Outcome
 from .process import die_with_parent, reopen_log_files, rss_mib, set_title
 from .queues import QueueOrder
 
@@ -63,6 +63,7 @@ class Child:
         self.idle = True
         self.stopping = False
         self.jobs_done = 0
+        self.failures = 0
         self.reopen_logs = False
         self.label = f"oqron-worker {number} [{config.project}:{config.environment}]"
         self._busy_title: tuple[str, float] | None = None
@@ -104,37 +105,45 @@ class Child:
         executor = Executor(
             lifecycle, self.registry, self.consumer, record_retry_window=RECORD_RETRY_WINDOW
         )
-        failures = 0
+        claimed: Claimed | None = None
         try:
-            while not self.stopping:
-                if self.reopen_logs:
-                    self.reopen_logs = False
-                    reopen_log_files()
-                try:
-                    claimed = lifecycle.claim(
-                        self.order.next(), self.consumer, self.config.lease_ttl, CLAIM_WAIT
-                    )
-                    failures = 0
-                except AdapterError as exc:
-                    failures += 1
-                    self._backoff(failures, exc)
-                    continue
+            while True:
                 if claimed is None:
-                    if os.getppid() != self.master_pid:
+                    if self.stopping or self._should_recycle():
                         return EXIT_OK
-                    continue
-                self.idle = False
-                self._run_job(executor, claimed)
-                self.idle = True
-                if self._should_recycle():
+                    claimed = self._wait_for_job(lifecycle)
+                    if claimed is None:
+                        if os.getppid() != self.master_pid:
+                            return EXIT_OK
+                        continue
+                elif self.stopping or self._should_recycle():  # a job came with the last finish
+                    lifecycle.release_lease(claimed.lease, "requeued: worker stopping")
                     return EXIT_OK
+                claimed = self._run_job(executor, lifecycle, claimed)
         except StopChild:
             return EXIT_OK
         except HardTimeout:
             return EXIT_HARD_TIMEOUT
-        return EXIT_OK
 
-    def _run_job(self, executor: Executor, claimed: Claimed) -> None:
+    def _wait_for_job(self, lifecycle: Lifecycle) -> Claimed | None:
+        """Block (idle, at most CLAIM_WAIT) until a job is claimed; back off while the backend
+        is unavailable."""
+        if self.reopen_logs:
+            self.reopen_logs = False
+            reopen_log_files()
+        self.idle = True
+        try:
+            claimed = lifecycle.claim(self.order.next(), self.consumer, self.config.lease_ttl, CLAIM_WAIT)
+            self.failures = 0
+        except AdapterError as exc:
+            self.failures += 1
+            self._backoff(self.failures, exc)
+            claimed = None
+        self.idle = claimed is None
+        return claimed
+
+    def _run_job(self, executor: Executor, lifecycle: Lifecycle, claimed: Claimed) -> Claimed | None:
+        """Run one job, tell the master, and return the next job when it came with the finish."""
         lease = claimed.lease
         queue = self.registry.queues.get(lease.queue)
         timeout = queue.timeout if queue is not None else None
@@ -145,17 +154,24 @@ class Child:
         )
         self._busy_title = (f"{lease.queue}:{lease.job_id}", time.monotonic())
         self._show_title()
+        last = self.config.max_jobs_per_child is not None and (
+            self.jobs_done + 1 >= self.config.max_jobs_per_child
+        )
+        then = None if self.stopping or last else lifecycle.take_request(
+            self.order.next(), self.consumer, self.config.lease_ttl, self.registry.queues
+        )
         try:
-            status = executor.execute(claimed)
+            outcome = executor.execute(claimed, then)
         except AdapterError as exc:
             log.warning("job %s: backend unavailable, its lease will expire: %s", lease.job_id, exc)
-            status = SKIPPED
+            outcome = Outcome(SKIPPED)
         finally:
             self._busy_title = None
-        if status != SKIPPED:
+        if outcome.status != SKIPPED:
             self.jobs_done += 1
         messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
         self._show_title()
+        return outcome.next
 
     def _should_recycle(self) -> bool:
         limit = self.config.max_jobs_per_child

@@ -16,13 +16,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar
 
 from .. import codec
 from ..context import JobContext
 from ..errors import AdapterError, JobDiscarded, JobTimeout, LeaseLost, UnknownHandler
-from ..lifecycle import Claimed, Lifecycle
+from ..lifecycle import Claimed, Lifecycle, TakeRequest
 from ..modules.queue import Queue
 from ..registry import Registry
 from .control import HardTimeout, StopChild
@@ -30,6 +31,14 @@ from .control import HardTimeout, StopChild
 log = logging.getLogger("oqron.executor")
 SKIPPED = "skipped"
 T = TypeVar("T")
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended (the job's status) and the next job, when one was taken with it."""
+
+    status: str
+    next: Claimed | None = None
 
 
 class Executor:
@@ -51,48 +60,58 @@ class Executor:
         #: What the handler of the last executed job raised (None if it returned).
         self.last_error: BaseException | None = None
 
-    def execute(self, claimed: Claimed) -> str:
-        """Run a claimed (started) attempt; returns the job's status afterwards (or ``skipped``
-        when its end could not be recorded because the attempt no longer owns the job)."""
+    def execute(self, claimed: Claimed, then: TakeRequest | None = None) -> Outcome:
+        """Run a claimed (started) attempt and record how it ended. With ``then``, the next job
+        is taken in the same backend step as the recording and returned in the outcome.
+
+        The status is the job's afterwards, or ``skipped`` when its end could not be recorded
+        because the attempt no longer owns the job."""
         self.last_error = None
         queue = self.registry.queues.get(claimed.lease.queue)
         if queue is None or queue.function is None:
-            error = {"type": UnknownHandler.__name__,
-                     "message": f"no handler for queue {claimed.lease.queue!r} on worker {self.worker_id}"}
-            return self._fail(claimed, error, None, queue, retryable=False)
+            message = f"no handler for queue {claimed.lease.queue!r} on worker {self.worker_id}"
+            error = {"type": UnknownHandler.__name__, "message": message}
+            return self._fail(claimed, error, None, queue, retryable=False, then=then)
         context = JobContext(claimed, self.lifecycle)
         try:
             with soft_timeout(queue.soft_timeout):
                 result = queue.function(context)
         except BaseException as exc:
             self.last_error = exc
-            status = self._record_exception(claimed, queue, context, exc)
-            if isinstance(exc, self.propagate):
+            control = isinstance(exc, self.propagate)
+            outcome = self._record_exception(claimed, queue, context, exc, None if control else then)
+            if control:
                 raise
-            return status
+            return outcome
         if context.discarded:
             error = {"type": JobDiscarded.__name__, "message": "discarded by handler"}
-            return self._fail(claimed, error, None, queue, retryable=False)
+            return self._fail(claimed, error, None, queue, retryable=False, then=then)
         try:
             codec.check_json(result, "return value")
         except TypeError as exc:  # a handler bug: the same code would fail the same way again
-            return self._fail(claimed, {"type": "TypeError", "message": str(exc)}, None, queue, False)
+            error = {"type": "TypeError", "message": str(exc)}
+            return self._fail(claimed, error, None, queue, retryable=False, then=then)
         try:
-            self._record(lambda: self.lifecycle.complete(claimed, result, queue))
+            taken = self._record(lambda: self.lifecycle.complete(claimed, result, queue, then))
         except LeaseLost as exc:
             log.warning("job %s finished but its result was refused: %s", claimed.job_id, exc)
-            return SKIPPED
-        return "completed"
+            return Outcome(SKIPPED)
+        return Outcome("completed", taken)
 
     def _record_exception(
-        self, claimed: Claimed, queue: Queue, context: JobContext, exc: BaseException
-    ) -> str:
+        self,
+        claimed: Claimed,
+        queue: Queue,
+        context: JobContext,
+        exc: BaseException,
+        then: TakeRequest | None,
+    ) -> Outcome:
         kind, message = type(exc).__name__, str(exc) or type(exc).__name__
         if isinstance(exc, HardTimeout):
             kind, message = JobTimeout.__name__, f"hard timeout: ran longer than {queue.timeout} s"
         retryable = not (context.discarded or isinstance(exc, JobDiscarded))
         stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return self._fail(claimed, {"type": kind, "message": message}, stack, queue, retryable)
+        return self._fail(claimed, {"type": kind, "message": message}, stack, queue, retryable, then)
 
     def _fail(
         self,
@@ -101,14 +120,16 @@ class Executor:
         stacktrace: str | None,
         queue: Queue | None,
         retryable: bool,
-    ) -> str:
+        then: TakeRequest | None,
+    ) -> Outcome:
         try:
-            return self._record(
-                lambda: self.lifecycle.fail_attempt(claimed, error, stacktrace, queue, retryable)
+            status, taken = self._record(
+                lambda: self.lifecycle.fail_attempt(claimed, error, stacktrace, queue, retryable, then)
             )
         except LeaseLost as exc:
             log.warning("job %s failed but the failure was refused: %s", claimed.job_id, exc)
-            return SKIPPED
+            return Outcome(SKIPPED)
+        return Outcome(status, taken)
 
     def _record(self, write: Callable[[], T]) -> T:
         deadline = time.monotonic() + self.record_retry_window

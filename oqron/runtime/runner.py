@@ -40,7 +40,7 @@ class Runner:
         claimed = self.lifecycle.claim(self.queues, self.worker_id, self.lease_ttl, timeout)
         if claimed is None:
             return None
-        status = self.executor.execute(claimed)
+        status = self.executor.execute(claimed).status
         if raise_errors and self.executor.last_error is not None:
             raise self.executor.last_error
         return status

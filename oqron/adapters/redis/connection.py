@@ -21,17 +21,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Longest single blocking wait; the socket timeout must exceed it.
 MAX_BLOCK = 5.0
-_clients: dict[tuple[int, str, float | None], redis.Redis] = {}
+_clients: dict[tuple[int, str, float | None, bool], redis.Redis] = {}
 
 #: redis-py types replies as ``bytes | str`` whatever ``decode_responses`` says; our clients
 #: always decode, so adapters use the client untyped rather than cast every reply.
 Client = Any
 
 
-def client_for(url: str, timeout: float | None = None) -> Client:
+def client_for(url: str, timeout: float | None = None, single: bool = False) -> Client:
     """The process's client for ``url``. ``timeout`` bounds connects and replies (Redlock wants
-    a dead instance to cost milliseconds, not the default seconds)."""
-    key = (os.getpid(), url, timeout)
+    a dead instance to cost milliseconds, not the default seconds); ``single`` gives a client
+    that keeps one connection instead of checking one out of a pool for every command."""
+    key = (os.getpid(), url, timeout, single)
     client = _clients.get(key)
     if client is None:
         for stale in [k for k in _clients if k[0] != key[0]]:
@@ -43,6 +44,7 @@ def client_for(url: str, timeout: float | None = None) -> Client:
             socket_connect_timeout=timeout or 5.0,
             socket_keepalive=True,
             health_check_interval=30,
+            single_connection_client=single,
         )
         _clients[key] = client
     return client
@@ -129,6 +131,6 @@ class RedisAdapter:
     def close(self) -> None:
         if self._client is not None and self._pid == os.getpid():
             self._client.close()
-            _clients.pop((self._pid, self.url, self.timeout), None)
+            _clients.pop((self._pid, self.url, self.timeout, False), None)
         self._client = None
         self._scripts = None

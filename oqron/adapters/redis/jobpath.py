@@ -3,6 +3,7 @@ and prefix: add = store + publish, take = claim + start, finish = record + ack/n
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,13 +12,14 @@ from ... import codec
 from ...adapters.base import APPEND_CAPS, Broker, Lease, Storage
 from ...config import Config
 from ...errors import LeaseLost
-from ...jobpath import FOREIGN_RETRY, Claimed, JobPath
+from ...jobpath import FOREIGN_RETRY, Claimed, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
-from .connection import MAX_BLOCK, ScriptSet, translate_errors
+from .connection import MAX_BLOCK, ScriptSet, client_for, translate_errors
 from .records import RAW_FIELDS, decode_record, encode_fields
 from .storage import RedisStorage
 
-SCRIPTS = ("job_add", "job_take", "job_finish")
+SCRIPTS = ("job_add", "job_take", "job_finish", "job_next")
+log = logging.getLogger("oqron.jobpath")
 #: The scripts cap the timeline at this length, like APPEND_CAPS does for the other paths.
 TIMELINE_CAP = 100
 assert APPEND_CAPS["timeline"] == TIMELINE_CAP
@@ -45,8 +47,14 @@ class RedisJobPath(JobPath):
         self._environment = codec.dumps(config.environment)
 
     @property
+    def consumer_client(self) -> Any:
+        """A connection of its own for the consumer loop: no pool checkout per call (the loop
+        is one thread; producers keep using the pooled client)."""
+        return client_for(self.broker.url, single=True)
+
+    @property
     def scripts(self) -> ScriptSet:
-        client = self.broker.client
+        client = self.consumer_client
         if client is not self._client or self._scripts is None:
             self._client, self._scripts = client, ScriptSet(client, SCRIPTS)
         return self._scripts
@@ -72,41 +80,52 @@ class RedisJobPath(JobPath):
         flags = self.scripts["job_add"](keys=self.broker.queue_keys(queue), args=args)
         return [bool(flag) for flag in flags]
 
-    @translate_errors
-    def take(
-        self,
-        queues: Sequence[str],
-        consumer: str,
-        lease_ttl: float,
-        timeout: float,
-        max_attempts: Mapping[str, int],
-    ) -> Claimed | None:
+    def _take_args(self, request: TakeRequest) -> tuple[list[str], list[Any]]:
         broker = self.broker
-        keys = [broker.consumer_key(consumer), f"{broker.prefix}lease_seq"]
+        keys = [broker.consumer_key(request.consumer), f"{broker.prefix}lease_seq"]
         groups: list[Any] = []
-        for queue in queues:
+        for queue in request.queues:
             keys += broker.queue_keys(queue)
-            groups += [queue, max_attempts.get(queue, 1)]
-        markers = [broker.marker_key(queue) for queue in queues]
+            groups += [queue, request.max_attempts.get(queue, 1)]
+        args = [request.consumer, int(request.lease_ttl * 1000), PROMOTE_LIMIT, "", broker.prefix,
+                codec.dumps(request.consumer), codec.dumps(time.time()), self._project,
+                self._environment, int(FOREIGN_RETRY * 1000), *groups]
+        return keys, args
+
+    def _taken(self, request: TakeRequest, reply: list[Any]) -> Claimed | int | None:
+        """The started job a take replied with, or the ms until a delayed job is due (-1)."""
+        if not reply[0]:
+            return int(reply[1])
+        lease = Lease(reply[0], reply[1], reply[2], request.consumer)
+        record = decode_record(reply[3])
+        if record.get("corrupt"):
+            self.fail_corrupt(lease, record)
+            return 0
+        return Claimed(lease, record)
+
+    @translate_errors
+    def take(self, request: TakeRequest, timeout: float = 0.0) -> Claimed | None:
+        markers = [self.broker.marker_key(queue) for queue in request.queues]
         deadline = time.monotonic() + timeout
         while True:
-            args = [consumer, int(lease_ttl * 1000), PROMOTE_LIMIT, "", broker.prefix,
-                    codec.dumps(consumer), codec.dumps(time.time()), self._project,
-                    self._environment, int(FOREIGN_RETRY * 1000), *groups]
-            result = self.scripts["job_take"](keys=keys, args=args)
-            if result[0]:
-                lease = Lease(result[0], result[1], result[2], consumer)
-                record = decode_record(result[3])
-                if record.get("corrupt"):
-                    self.fail_corrupt(lease, record)
-                    continue
-                return Claimed(lease, record)
+            keys, args = self._take_args(request)
+            taken = self._taken(request, self.scripts["job_take"](keys=keys, args=args))
+            if not isinstance(taken, int):
+                return taken
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            next_due = int(result[1])
-            wait = remaining if next_due < 0 else min(remaining, next_due / 1000 + 0.001)
-            broker.client.bzpopmin(markers, timeout=max(0.001, min(wait, MAX_BLOCK)))
+            wait = remaining if taken < 0 else min(remaining, taken / 1000 + 0.001)
+            self.consumer_client.bzpopmin(markers, timeout=max(0.001, min(wait, MAX_BLOCK)))
+
+    def _finish_args(
+        self, claimed: Claimed, changes: Mapping[str, Any], entry: Mapping[str, Any], ack: bool, delay: float
+    ) -> tuple[list[str], list[Any]]:
+        lease = claimed.lease
+        keys = [*self.broker.queue_keys(lease.queue), self.broker.consumer_key(lease.consumer)]
+        args = [self.broker.prefix, lease.job_id, lease.token, "ack" if ack else "nack",
+                int(delay * 1000), lease.queue, "", codec.dumps(entry), *encode_fields(changes)]
+        return keys, args
 
     @translate_errors
     def finish(
@@ -117,13 +136,22 @@ class RedisJobPath(JobPath):
         *,
         ack: bool,
         delay: float = 0.0,
-    ) -> list[str]:
-        lease = claimed.lease
-        keys = [*self.broker.queue_keys(lease.queue), self.broker.consumer_key(lease.consumer)]
-        args = [self.broker.prefix, lease.job_id, lease.token, "ack" if ack else "nack",
-                int(delay * 1000), lease.queue, "", codec.dumps(entry), *encode_fields(changes)]
-        result = self.scripts["job_finish"](keys=keys, args=args)
-        if not result[0]:
-            raise LeaseLost(f"job {lease.job_id}: attempt with lease {lease.token} no longer owns the job")
-        children = result[2]
-        return [codec.loads(line) for line in children.split("\n")] if children else []
+        then: TakeRequest | None = None,
+    ) -> tuple[list[str], Claimed | None]:
+        keys, args = self._finish_args(claimed, changes, entry, ack, delay)
+        if then is None:
+            finished, taken = self.scripts["job_finish"](keys=keys, args=args), None
+        else:
+            take_keys, take_args = self._take_args(then)
+            finished, reply = self.scripts["job_next"](
+                keys=[*keys, *take_keys], args=[len(keys), len(args), *args, *take_args]
+            )
+            taken = self._taken(then, reply)
+        if not finished[0]:
+            raise LeaseLost(
+                f"job {claimed.job_id}: attempt with lease {claimed.lease.token} no longer owns the job"
+            )
+        if not finished[1]:
+            log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
+        children = [codec.loads(line) for line in finished[2].split("\n")] if finished[2] else []
+        return children, None if isinstance(taken, int) else taken

@@ -1,0 +1,114 @@
+-- job_lib: the combined job steps (storage and broker on one Redis), shared by job_take,
+-- job_finish and job_next. Needs lib.lua before it.
+
+local TIMELINE_CAP = 100
+local NOT_STARTABLE = {completed = true, failed = true, cancelled = true, ['waiting-children'] = true}
+
+local function max_attempts_of(key, default)
+  local options = redis.call('HGET', key, 'options')
+  if options then
+    local ok, decoded = pcall(cjson.decode, options)
+    if ok and type(decoded) == 'table' and tonumber(decoded['attempts']) then
+      return tonumber(decoded['attempts'])
+    end
+  end
+  return default
+end
+
+-- Start the attempt of a freshly leased id, or deal with it (drop a missing/final record, set a
+-- foreign one aside). A: see take_job. Returns the record (HGETALL) or nil.
+local function start_attempt(K, A, q, queue, id, token, default_max, now)
+  local key = A[5] .. 'job:' .. id
+  local fields = redis.call('HMGET', key, 'status', 'project', 'environment', 'attempts_made')
+  local status = fields[1]
+  if not status or NOT_STARTABLE[status] then
+    end_lease(q, queue, id, token, K[1])
+    settle(q, id, 'ack', 0, now)
+    return nil
+  end
+  if fields[2] ~= A[8] or fields[3] ~= A[9] then
+    end_lease(q, queue, id, token, K[1])
+    settle(q, id, 'nack', tonumber(A[10]), now)
+    return nil
+  end
+  local attempt = (tonumber(fields[4]) or 0) + 1
+  redis.call('HSET', key, 'status', 'active', 'attempts_made', string.format('%d', attempt),
+    'max_attempts', string.format('%d', max_attempts_of(key, default_max)), 'started_at', A[7],
+    'finished_at', 'null', 'worker_id', A[6], 'lease_token', cjson.encode(token))
+  append_lines(key, 'timeline', TIMELINE_CAP, '{"ts":' .. A[7] .. ',"from":' .. cjson.encode(status)
+    .. ',"to":"active","reason":' .. cjson.encode('attempt ' .. attempt .. ' on ' .. A[1]) .. '}')
+  move_index(A[5], id, queue, status, 'active', now)
+  return redis.call('HGETALL', key)
+end
+
+-- take_job: claim the next runnable job and start it.
+-- K[1] consumer set, K[2] token counter, then 7 keys per queue (lib's q table order)
+-- A[1] consumer id (also the worker id)      A[2] lease ttl in ms
+-- A[3] max delayed jobs promoted per call    A[4] now in ms ("" = server clock)
+-- A[5] prefix of record keys                 A[6] worker id, JSON-encoded
+-- A[7] start time in seconds, JSON-encoded   A[8] project, JSON-encoded
+-- A[9] environment, JSON-encoded             A[10] ms to set a foreign job aside
+-- then per queue: name, default max attempts (same order as the key groups)
+-- Returns {queue, id, token, record as HGETALL} or {"", ms until the next delayed job (-1)}.
+local function take_job(K, A)
+  local ttl, limit, now = tonumber(A[2]), tonumber(A[3]), clock(A[4])
+  local groups = (#A - 10) / 2
+  for _ = 0, 100 do
+    local next_due, progressed = -1, false
+    for n = 0, groups - 1 do
+      local q = queue_keys({unpack(K, 3 + n * 7, 9 + n * 7)})
+      local queue = A[11 + 2 * n]
+      if redis.call('HGET', q.meta, 'paused') ~= '1' then
+        promote_due(q, now, limit)
+        local popped = redis.call('ZPOPMIN', q.ready)
+        if popped[1] then
+          local id = popped[1]
+          local token = take_lease(q, queue, id, A[1], K[1], K[2], now + ttl)
+          local record = start_attempt(K, A, q, queue, id, token, tonumber(A[12 + 2 * n]), now)
+          if redis.call('ZCARD', q.ready) > 0 then redis.call('ZADD', q.marker, 0, 'm') end
+          if record then return {queue, id, token, record} end
+          progressed = true
+          break
+        end
+        local first = redis.call('ZRANGE', q.delayed, 0, 0, 'WITHSCORES')
+        if first[2] then
+          local wait = math.max(0, tonumber(first[2]) - now)
+          if next_due < 0 or wait < next_due then next_due = wait end
+        end
+      end
+    end
+    if not progressed then return {'', next_due} end
+  end
+  return {'', 0}
+end
+
+-- finish_attempt: record the end of an attempt if it still owns the record, then settle.
+-- K[1..7] the queue's keys (lib's q table order), K[8] the holder's consumer set
+-- A[1] prefix of record keys   A[2] job id          A[3] lease token
+-- A[4] "ack" or "nack"          A[5] nack delay ms   A[6] queue name
+-- A[7] now in ms ("" = server clock)                A[8] timeline entry (JSON)
+-- A[9..] field/value pairs to set (encoded; status raw)
+-- Returns {0} when the attempt no longer owns the record, else {1, lease still current (1/0),
+-- children_ids as JSON lines}.
+local function finish_attempt(K, A)
+  local q = queue_keys(K)
+  local prefix, id, token = A[1], A[2], A[3]
+  local key = prefix .. 'job:' .. id
+  local status = redis.call('HGET', key, 'status')
+  if not status or redis.call('HGET', key, 'lease_token') ~= cjson.encode(token) then return {0} end
+  local new_status = status
+  local sets = {unpack(A, 9)}
+  for j = 1, #sets, 2 do
+    if sets[j] == 'status' then new_status = sets[j + 1] end
+  end
+  local now = clock(A[7])
+  redis.call('HSET', key, unpack(sets))
+  append_lines(key, 'timeline', TIMELINE_CAP, A[8])
+  move_index(prefix, id, redis.call('HGET', key, 'queue'), status, new_status, now)
+  local current = 0
+  if end_lease(q, A[6], id, token, K[8]) then
+    settle(q, id, A[4], tonumber(A[5]), now)
+    current = 1
+  end
+  return {1, current, redis.call('HGET', key, 'children_ids') or ''}
+end
