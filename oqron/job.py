@@ -114,6 +114,14 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+#: Fields a record may omit when stored; reading fills them back with these values.
+OPTIONAL_FIELDS: dict[str, Any] = {
+    "progress_label": None, "return_value": None, "error": None, "stacktrace": None,
+    "parent_ids": [], "children_ids": [], "worker_id": None, "lease_token": None,
+    "started_at": None, "finished_at": None, "run_at": None, "correlation_id": None, "logs": [],
+}
+
+
 def new_record(
     *,
     job_id: str,

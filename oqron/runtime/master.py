@@ -91,6 +91,7 @@ class Master:
         self.spawn_delay = 0.0
         self.next_spawn = 0.0
         self.pending_recovery: list[tuple[ChildHandle, int]] = []
+        self.lost_leases: set[Lease] = set()
         self.pidfile = Pidfile(config.pidfile) if config.pidfile else None
         self.wake_r, self.wake_w = os.pipe()
         self.msg_r, self.msg_w = os.pipe()
@@ -401,12 +402,11 @@ class Master:
         except AdapterError as exc:
             log.warning("cannot renew %d leases: %s", len(leases), exc)
             return
-        if lost:
-            self.read_messages()  # a child may have finished the job since we last looked
-            held = {c.job.lease for c in self.children.values() if c.job is not None}
-            for lease in lost:
-                if lease in held:
-                    log.warning("lease of job %s was lost; its result will be refused", lease.job_id)
+        # A lease reported lost may belong to a job its child finished a moment ago (the "done"
+        # is still in the pipe): only one reported at two renewals in a row is really lost.
+        suspects, self.lost_leases = self.lost_leases, set(lost)
+        for lease in self.lost_leases & suspects:
+            log.warning("lease of job %s was lost; its result will be refused", lease.job_id)
 
     def enforce_timeouts(self) -> None:
         now = time.monotonic()

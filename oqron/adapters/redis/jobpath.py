@@ -15,7 +15,7 @@ from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
 from .connection import MAX_BLOCK, ScriptSet, client_for, translate_errors
-from .records import RAW_FIELDS, decode_record, encode_fields
+from .records import decode_record, encode_fields, encode_new
 from .storage import RedisStorage
 
 SCRIPTS = ("job_add", "job_take", "job_finish", "job_next")
@@ -75,8 +75,8 @@ class RedisJobPath(JobPath):
         args: list[Any] = [self.broker.prefix, queue, strategy or "", priority, int(delay * 1000),
                            "1" if publish else "0", ""]
         for record in records:
-            rest = {k: v for k, v in record.items() if k not in RAW_FIELDS}
-            args += [record["id"], record["status"], len(rest), *encode_fields(rest)]
+            fields = encode_new(record)
+            args += [record["id"], record["status"], len(fields) // 2, *fields]
         flags = self.scripts["job_add"](keys=self.broker.queue_keys(queue), args=args)
         return [bool(flag) for flag in flags]
 

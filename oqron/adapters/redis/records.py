@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ... import codec
+from ...job import OPTIONAL_FIELDS
 from ..base import APPEND_CAPS
 
 RAW_FIELDS = frozenset({"id", "queue", "status"})
+_dumps = codec.dumps
 
 
 def encode_value(field: str, value: Any) -> str:
@@ -28,8 +30,22 @@ def encode_fields(changes: Mapping[str, Any]) -> list[str]:
     flat: list[str] = []
     for field, value in changes.items():
         flat.append(field)
-        flat.append(encode_value(field, value))
+        if field in RAW_FIELDS:
+            flat.append(str(value))
+        elif field in APPEND_CAPS:
+            flat.append(encode_lines(value or []))
+        else:
+            flat.append(_dumps(value))
     return flat
+
+
+def encode_new(record: Mapping[str, Any]) -> list[str]:
+    """A new record's fields without id/queue/status and without optional fields that hold
+    their default (fewer fields to write on every add; reading fills them back)."""
+    return encode_fields(
+        {k: v for k, v in record.items()
+         if k not in RAW_FIELDS and not (k in OPTIONAL_FIELDS and v == OPTIONAL_FIELDS[k])}
+    )
 
 
 def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
@@ -46,6 +62,9 @@ def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
             damaged.append(f"field {field!r}: {exc}")
     if damaged:
         record["corrupt"] = "; ".join(damaged)
+    for field, default in OPTIONAL_FIELDS.items():
+        if field not in record:
+            record[field] = [] if default == [] else default
     return record
 
 

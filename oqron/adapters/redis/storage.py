@@ -9,7 +9,7 @@ from typing import Any
 from ... import codec
 from ..base import APPEND_CAPS, Storage
 from .connection import RedisAdapter, translate_errors
-from .records import RAW_FIELDS, decode_record, encode_fields, encode_lines, encode_value
+from .records import decode_record, encode_fields, encode_lines, encode_new, encode_value
 
 PRUNE_BATCH = 1000
 
@@ -29,9 +29,8 @@ class RedisStorage(RedisAdapter, Storage):
             return []
         args: list[Any] = [self.prefix]
         for record in records:
-            rest = {k: v for k, v in record.items() if k not in RAW_FIELDS}
-            args += [record["id"], record["queue"], record["status"], len(rest)]
-            args += encode_fields(rest)
+            fields = encode_new(record)
+            args += [record["id"], record["queue"], record["status"], len(fields) // 2, *fields]
         flags = self.scripts["job_create"](args=args)
         return [bool(flag) for flag in flags]
 

@@ -1,6 +1,9 @@
 -- job_add: store new job records and publish them, in one round trip (storage and broker on
 -- the same Redis). Ids already stored are left untouched and not published again.
 --
+-- Index and queue writes are batched (one ZADD per thousand ids) because add_bulk sends
+-- thousands of records in one call.
+--
 --!include lib.lua
 -- KEYS[1..7] the queue's keys (lib's q table order)
 -- ARGV[1] prefix of record keys
@@ -14,20 +17,58 @@
 local q = queue_keys(KEYS)
 local prefix, queue = ARGV[1], ARGV[2]
 local priority, delay, publish, now = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1', clock(ARGV[7])
-if publish then remember_strategy(q, ARGV[3]) end
-local out = {}
-local published = 0
+local out, fresh, statuses = {}, {}, {}
 local i = 8
 while i <= #ARGV do
-  local id, n = ARGV[i], tonumber(ARGV[i + 2])
-  local fields = {unpack(ARGV, i + 3, i + 2 + 2 * n)}
-  if create_record(prefix, id, queue, ARGV[i + 1], fields, now) then
-    table.insert(out, 1)
-    if publish and publish_one(q, id, priority, delay, now) then published = published + 1 end
-  else
+  local id, status, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local key = prefix .. 'job:' .. id
+  if redis.call('EXISTS', key) == 1 then
     table.insert(out, 0)
+  else
+    redis.call('HSET', key, 'id', id, 'queue', queue, 'status', status, unpack(ARGV, i + 3, i + 2 + 2 * n))
+    table.insert(out, 1)
+    table.insert(fresh, id)
+    statuses[status] = statuses[status] or {}
+    table.insert(statuses[status], id)
   end
   i = i + 3 + 2 * n
 end
-if published > 0 then redis.call('ZADD', q.marker, 0, 'm') end
+if #fresh == 0 then return out end
+
+local stamp = fmt(now)
+local function zadd_all(key, ids, score_of)
+  for first = 1, #ids, 1000 do
+    local args = {}
+    for j = first, math.min(first + 999, #ids) do
+      table.insert(args, score_of(j))
+      table.insert(args, ids[j])
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
+end
+for status, ids in pairs(statuses) do
+  zadd_all(prefix .. 'jobs:' .. queue .. ':' .. status, ids, function() return stamp end)
+end
+zadd_all(prefix .. 'jobs:' .. queue .. ':all', fresh, function() return stamp end)
+redis.call('SADD', prefix .. 'queues', queue)
+if not publish then return out end
+
+remember_strategy(q, ARGV[3])
+local ids = {}
+for _, id in ipairs(fresh) do
+  if not holds(q, id) then table.insert(ids, id) end
+end
+if #ids == 0 then return out end
+if priority ~= 0 then
+  for _, id in ipairs(ids) do redis.call('HSET', q.prio, id, priority) end
+end
+if delay > 0 then
+  local due = fmt(now + delay)
+  zadd_all(q.delayed, ids, function() return due end)
+else
+  local strategy = redis.call('HGET', q.meta, 'strategy') or 'fifo'
+  local last = redis.call('HINCRBY', q.meta, 'seq', #ids)
+  zadd_all(q.ready, ids, function(j) return fmt(entry_score(strategy, last - #ids + j, priority)) end)
+end
+redis.call('ZADD', q.marker, 0, 'm')
 return out
