@@ -107,9 +107,8 @@ local function move_index(prefix, id, queue, old, new, now)
   end
 end
 
--- Append newline-separated entries to a JSON-lines field, keeping the newest cap lines.
-local function append_lines(key, field, cap, entries)
-  local old = redis.call('HGET', key, field)
+-- JSON lines `old` with newline-separated `entries` appended, keeping the newest cap lines.
+local function appended(old, entries, cap)
   local text = entries
   if old and old ~= '' then text = old .. '\n' .. entries end
   local _, newlines = string.gsub(text, '\n', '')
@@ -120,7 +119,11 @@ local function append_lines(key, field, cap, entries)
     excess = excess - 1
   end
   if pos > 1 then text = string.sub(text, pos) end
-  redis.call('HSET', key, field, text)
+  return text
+end
+
+local function append_lines(key, field, cap, entries)
+  redis.call('HSET', key, field, appended(redis.call('HGET', key, field), entries, cap))
 end
 
 -- Insert a record if absent: fields is a flat list of encoded field/value pairs (without
