@@ -169,8 +169,9 @@ class Child:
             self._busy_title = None
         if outcome.status != SKIPPED:
             self.jobs_done += 1
-        messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
-        self._show_title()
+        if outcome.next is None:  # otherwise the next job's "start" tells the master
+            messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
+            self._show_title()
         return outcome.next
 
     def _should_recycle(self) -> bool:

@@ -35,6 +35,10 @@ log = logging.getLogger("oqron.master")
 
 HANDLED = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGCHLD")
 TICK = 1.0
+#: Children's messages are read at most this often: a busy pool sends thousands per second, and
+#: waking for each would cost the master a core. Crashes still wake it at once (SIGCHLD), and
+#: the pipe holds far more than a window's worth of lines.
+MESSAGE_WINDOW = 0.02
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
 
 
@@ -96,6 +100,7 @@ class Master:
         self.wake_r, self.wake_w = os.pipe()
         self.msg_r, self.msg_w = os.pipe()
         self.reader = messages.Reader(self.msg_r)
+        self.messages_read_at = 0.0
         self.cluster = Cluster(self.node_id, config, registry)
         self.title_leading: list[int] | None = None
 
@@ -127,8 +132,12 @@ class Master:
 
     def wait(self) -> None:
         timeout = max(0.0, min(TICK, self._time_to_next_deadline()))
+        watched = [self.wake_r, self.msg_r]
+        window_left = self.messages_read_at + MESSAGE_WINDOW - time.monotonic()
+        if window_left > 0:  # messages were read just now: let the next ones gather
+            watched, timeout = [self.wake_r], min(timeout, window_left)
         try:
-            ready, _, _ = select.select([self.wake_r, self.msg_r], [], [], timeout)
+            ready, _, _ = select.select(watched, [], [], timeout)
         except InterruptedError:
             return
         if self.wake_r in ready:
@@ -266,14 +275,17 @@ class Master:
     # --- children ----------------------------------------------------------------------------
 
     def read_messages(self) -> None:
-        for message in self.reader.read():
+        batch = self.reader.read()
+        if batch:
+            self.messages_read_at = time.monotonic()
+        for message in batch:
             child = self.children.get(int(message.get("pid", 0)))
             if child is None:
                 continue
             kind = message.get("t")
             if kind == "ready":
                 child.booted = True
-            elif kind == "start":
+            elif kind == "start":  # also ends the child's previous job, if any
                 lease = Lease(message["q"], message["id"], message["tok"], child.consumer)
                 child.job = RunningJob(lease, time.monotonic(), message.get("timeout"))
             elif kind == "done":

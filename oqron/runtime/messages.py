@@ -2,7 +2,8 @@
 
 Lines stay far below PIPE_BUF, so concurrent writes from several children never interleave.
     ready  the child booted                      {"t": "ready", "pid": ...}
-    start  the child holds a job                 {"t": "start", "pid", "q", "id", "tok", "timeout"}
+    start  the child holds a job (and is done   {"t": "start", "pid", "q", "id", "tok", "timeout"}
+           with the one before, if any)
     done   the child is idle again               {"t": "done", "pid", "id"}
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ... import codec
@@ -14,15 +15,32 @@ from ...config import Config
 from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
-from .connection import MAX_BLOCK, ScriptSet, client_for, translate_errors
+from .connection import MAX_BLOCK, ScriptSet, client_for, script_source, translate_errors
+from .packed import PackedScript, bulk, pack
 from .records import decode_record, encode_fields, encode_new
 from .storage import RedisStorage
 
-SCRIPTS = ("job_add", "job_take", "job_finish", "job_next")
+SCRIPTS = ("job_add",)
 log = logging.getLogger("oqron.jobpath")
 #: The scripts cap the timeline at this length, like APPEND_CAPS does for the other paths.
 TIMELINE_CAP = 100
 assert APPEND_CAPS["timeline"] == TIMELINE_CAP
+
+
+#: A finish names the 7 keys of its queue and the consumer's set.
+FINISH_KEYS = 8
+
+
+@dataclass(frozen=True)
+class TakeParts:
+    numkeys: int
+    numargs: int
+    keys: bytes
+    before: bytes  # the arguments before the start time
+    after: bytes  # and after it
+
+    def args(self, started: float) -> bytes:
+        return self.before + bulk(codec.dumps(started)) + self.after
 
 
 class RedisJobPath(JobPath):
@@ -45,6 +63,11 @@ class RedisJobPath(JobPath):
         self._client: Any = None
         self._project = codec.dumps(config.project)
         self._environment = codec.dumps(config.environment)
+        self._take_script = PackedScript(script_source("job_take"))
+        self._finish_script = PackedScript(script_source("job_finish"))
+        self._next_script = PackedScript(script_source("job_next"))
+        self._take_parts: dict[tuple[Any, ...], TakeParts] = {}
+        self._finish_keys: dict[tuple[str, str], bytes] = {}
 
     @property
     def consumer_client(self) -> Any:
@@ -80,17 +103,24 @@ class RedisJobPath(JobPath):
         flags = self.scripts["job_add"](keys=self.broker.queue_keys(queue), args=args)
         return [bool(flag) for flag in flags]
 
-    def _take_args(self, request: TakeRequest) -> tuple[list[str], list[Any]]:
-        broker = self.broker
-        keys = [broker.consumer_key(request.consumer), f"{broker.prefix}lease_seq"]
-        groups: list[Any] = []
-        for queue in request.queues:
-            keys += broker.queue_keys(queue)
-            groups += [queue, request.max_attempts.get(queue, 1)]
-        args = [request.consumer, int(request.lease_ttl * 1000), PROMOTE_LIMIT, "", broker.prefix,
-                codec.dumps(request.consumer), codec.dumps(time.time()), self._project,
-                self._environment, int(FOREIGN_RETRY * 1000), *groups]
-        return keys, args
+    def _take(self, request: TakeRequest) -> TakeParts:
+        """The packed keys and arguments of a take; only the start time changes per call."""
+        defaults = tuple(request.max_attempts.get(queue, 1) for queue in request.queues)
+        cache_key = (tuple(request.queues), request.consumer, request.lease_ttl, defaults)
+        parts = self._take_parts.get(cache_key)
+        if parts is None:
+            broker = self.broker
+            keys = [broker.consumer_key(request.consumer), f"{broker.prefix}lease_seq"]
+            groups: list[Any] = []
+            for queue, default in zip(request.queues, defaults, strict=True):
+                keys += broker.queue_keys(queue)
+                groups += [queue, default]
+            before: list[str | int] = [request.consumer, int(request.lease_ttl * 1000), PROMOTE_LIMIT,
+                                       "", broker.prefix, codec.dumps(request.consumer)]
+            after = [self._project, self._environment, int(FOREIGN_RETRY * 1000), *groups]
+            parts = TakeParts(len(keys), len(before) + 1 + len(after), pack(keys), pack(before), pack(after))
+            self._take_parts[cache_key] = parts
+        return parts
 
     def _taken(self, request: TakeRequest, reply: list[Any]) -> Claimed | int | None:
         """The started job a take replied with, or the ms until a delayed job is due (-1)."""
@@ -108,8 +138,10 @@ class RedisJobPath(JobPath):
         markers = [self.broker.marker_key(queue) for queue in request.queues]
         deadline = time.monotonic() + timeout
         while True:
-            keys, args = self._take_args(request)
-            taken = self._taken(request, self.scripts["job_take"](keys=keys, args=args))
+            parts = self._take(request)
+            reply = self._take_script(self.consumer_client, parts.numkeys, parts.numkeys + parts.numargs,
+                                      parts.keys + parts.args(time.time()))
+            taken = self._taken(request, reply)
             if not isinstance(taken, int):
                 return taken
             remaining = deadline - time.monotonic()
@@ -118,14 +150,18 @@ class RedisJobPath(JobPath):
             wait = remaining if taken < 0 else min(remaining, taken / 1000 + 0.001)
             self.consumer_client.bzpopmin(markers, timeout=max(0.001, min(wait, MAX_BLOCK)))
 
-    def _finish_args(
+    def _finish(
         self, claimed: Claimed, changes: Mapping[str, Any], entry: Mapping[str, Any], ack: bool, delay: float
-    ) -> tuple[list[str], list[Any]]:
+    ) -> tuple[int, bytes, int, bytes]:
+        """Packed keys (count, bytes) and arguments (count, bytes) of a finish."""
         lease = claimed.lease
-        keys = [*self.broker.queue_keys(lease.queue), self.broker.consumer_key(lease.consumer)]
+        keys = self._finish_keys.get((lease.queue, lease.consumer))
+        if keys is None:
+            keys = pack([*self.broker.queue_keys(lease.queue), self.broker.consumer_key(lease.consumer)])
+            self._finish_keys[(lease.queue, lease.consumer)] = keys
         args = [self.broker.prefix, lease.job_id, lease.token, "ack" if ack else "nack",
                 int(delay * 1000), lease.queue, "", codec.dumps(entry), *encode_fields(changes)]
-        return keys, args
+        return FINISH_KEYS, keys, len(args), pack(args)
 
     @translate_errors
     def finish(
@@ -138,13 +174,15 @@ class RedisJobPath(JobPath):
         delay: float = 0.0,
         then: TakeRequest | None = None,
     ) -> tuple[list[str], Claimed | None]:
-        keys, args = self._finish_args(claimed, changes, entry, ack, delay)
+        nkeys, keys, nargs, args = self._finish(claimed, changes, entry, ack, delay)
+        client = self.consumer_client
         if then is None:
-            finished, taken = self.scripts["job_finish"](keys=keys, args=args), None
+            finished, taken = self._finish_script(client, nkeys, nkeys + nargs, keys + args), None
         else:
-            take_keys, take_args = self._take_args(then)
-            finished, reply = self.scripts["job_next"](
-                keys=[*keys, *take_keys], args=[len(keys), len(args), *args, *take_args]
+            take = self._take(then)
+            body = b"".join((keys, take.keys, bulk(nkeys), bulk(nargs), args, take.args(time.time())))
+            finished, reply = self._next_script(
+                client, nkeys + take.numkeys, nkeys + take.numkeys + 2 + nargs + take.numargs, body
             )
             taken = self._taken(then, reply)
         if not finished[0]:
