@@ -43,7 +43,26 @@ def check_json(value: Any, path: str = "data", max_depth: int = 100) -> None:
     Allowed: dict with str keys, list, str, int, float (finite), bool, None. Tuples, sets,
     datetimes, bytes, custom objects and NaN/inf are refused rather than silently changed.
     """
-    _check(value, path, max_depth)
+    if not _plain(value, max_depth):
+        _check(value, path, max_depth)  # again, slowly, to say where
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """The check without paths: building them for every key would cost more than the test."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is int:
+        return bool(INT_RANGE[0] <= value <= INT_RANGE[1])
+    if kind is float:
+        return math.isfinite(value)
+    if depth <= 0:
+        return False
+    if kind is dict:
+        return all(type(key) is str and _plain(item, depth - 1) for key, item in value.items())
+    if kind is list:
+        return all(_plain(item, depth - 1) for item in value)
+    return False
 
 
 def _check(value: Any, path: str, depth: int) -> None:

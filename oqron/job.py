@@ -119,6 +119,7 @@ OPTIONAL_FIELDS: dict[str, Any] = {
     "progress_label": None, "return_value": None, "error": None, "stacktrace": None,
     "parent_ids": [], "children_ids": [], "worker_id": None, "lease_token": None,
     "started_at": None, "finished_at": None, "run_at": None, "correlation_id": None, "logs": [],
+    "priority": 0, "attempts_made": 0, "progress": 0, "stalled_count": 0, "triggered_by": "api",
 }
 
 

@@ -15,20 +15,25 @@ from ...config import Config
 from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
-from .connection import MAX_BLOCK, ScriptSet, client_for, script_source, translate_errors
+from .connection import MAX_BLOCK, client_for, script_source, translate_errors
 from .packed import PackedScript, bulk, pack
 from .records import decode_record, encode_fields, encode_new
 from .storage import RedisStorage
 
-SCRIPTS = ("job_add",)
 log = logging.getLogger("oqron.jobpath")
 #: The scripts cap the timeline at this length, like APPEND_CAPS does for the other paths.
 TIMELINE_CAP = 100
 assert APPEND_CAPS["timeline"] == TIMELINE_CAP
 
 
-#: A finish names the 7 keys of its queue and the consumer's set.
-FINISH_KEYS = 8
+#: Every queue has 7 keys (see lib.lua); a finish also names the consumer's set.
+QUEUE_KEYS = 7
+#: job_add's fixed arguments before the records.
+ADD_HEAD = 7
+#: Records per job_add call: one call keeps Redis busy ~10 ms; the calls of a bulk add are
+#: pipelined, so the client packs the next batch while the server stores the last.
+ADD_BATCH = 500
+FINISH_KEYS = QUEUE_KEYS + 1
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,28 @@ class TakeParts:
 
     def args(self, started: float) -> bytes:
         return self.before + bulk(codec.dumps(started)) + self.after
+
+
+def _packed_records(records: Sequence[Mapping[str, Any]]) -> tuple[int, bytes]:
+    """job_add's per-record arguments (id, status, field count, fields) for a batch, and how
+    many there are. Records of one add share every value but id and data, so the rest is
+    encoded once and reused while that holds."""
+    parts: list[bytes] = []
+    count = 0
+    template: Mapping[str, Any] | None = None
+    rest = b""
+    for record in records:
+        if template is None or any(record[k] is not v and record[k] != v for k, v in template.items()):
+            fields = encode_new(record)
+            template = {k: v for k, v in record.items() if k not in ("id", "data")}
+            data_at = fields.index("data") if "data" in fields[::2] else -1
+            shared = fields if data_at < 0 else fields[:data_at] + fields[data_at + 2:]
+            rest = pack(shared)
+            width = len(fields) // 2
+        data = [b"data", codec.dumps(record["data"]).encode()] if "data" in record else []
+        parts.append(pack([record["id"], record["status"], width]) + pack(data) + rest)
+        count += 3 + 2 * width
+    return count, b"".join(parts)
 
 
 class RedisJobPath(JobPath):
@@ -59,10 +86,10 @@ class RedisJobPath(JobPath):
 
     def __init__(self, storage: Storage, broker: Broker, config: Config) -> None:
         super().__init__(storage, broker, config)
-        self._scripts: ScriptSet | None = None
-        self._client: Any = None
         self._project = codec.dumps(config.project)
         self._environment = codec.dumps(config.environment)
+        self._queue_keys: dict[str, bytes] = {}
+        self._add_script = PackedScript(script_source("job_add"))
         self._take_script = PackedScript(script_source("job_take"))
         self._finish_script = PackedScript(script_source("job_finish"))
         self._next_script = PackedScript(script_source("job_next"))
@@ -74,13 +101,6 @@ class RedisJobPath(JobPath):
         """A connection of its own for the consumer loop: no pool checkout per call (the loop
         is one thread; producers keep using the pooled client)."""
         return client_for(self.broker.url, single=True)
-
-    @property
-    def scripts(self) -> ScriptSet:
-        client = self.consumer_client
-        if client is not self._client or self._scripts is None:
-            self._client, self._scripts = client, ScriptSet(client, SCRIPTS)
-        return self._scripts
 
     @translate_errors
     def add(
@@ -95,13 +115,17 @@ class RedisJobPath(JobPath):
     ) -> list[bool]:
         if not records:
             return []
-        args: list[Any] = [self.broker.prefix, queue, strategy or "", priority, int(delay * 1000),
-                           "1" if publish else "0", ""]
-        for record in records:
-            fields = encode_new(record)
-            args += [record["id"], record["status"], len(fields) // 2, *fields]
-        flags = self.scripts["job_add"](keys=self.broker.queue_keys(queue), args=args)
-        return [bool(flag) for flag in flags]
+        keys = self._queue_keys.get(queue)
+        if keys is None:
+            keys = self._queue_keys[queue] = pack(self.broker.queue_keys(queue))
+        head = pack([self.broker.prefix, queue, strategy or "", priority, int(delay * 1000),
+                     "1" if publish else "0", ""])
+        commands = []
+        for first in range(0, len(records), ADD_BATCH):
+            count, body = _packed_records(records[first:first + ADD_BATCH])
+            commands.append((QUEUE_KEYS, QUEUE_KEYS + ADD_HEAD + count, keys + head + body))
+        replies = self._add_script.pipeline(self.broker.client, commands)
+        return [bool(flag) for flags in replies for flag in flags]
 
     def _take(self, request: TakeRequest) -> TakeParts:
         """The packed keys and arguments of a take; only the start time changes per call."""

@@ -9,12 +9,14 @@ client's own connection removes about a fifth of a child's CPU per job.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
 
 Client = Any
+#: One call: (number of keys, number of keys + arguments, the packed keys and arguments).
+Call = tuple[int, int, bytes]
 
 
 def bulk(value: str | int | bytes) -> bytes:
@@ -28,23 +30,66 @@ def pack(values: Iterable[str | int | bytes]) -> bytes:
 
 
 class PackedScript:
-    """A Lua script called with pre-packed arguments on a single-connection client."""
+    """A Lua script called with pre-packed keys and arguments."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest().encode()
 
+    def command(self, numkeys: int, items: int, body: bytes) -> bytes:
+        return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s%s" % (items + 3, self.sha, bulk(numkeys), body)
+
     def __call__(self, client: Client, numkeys: int, items: int, body: bytes) -> Any:
-        """``body`` holds the packed keys then arguments, ``items`` of them in all."""
-        command = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s%s" % (items + 3, self.sha, bulk(numkeys), body)
-        connection = client.connection
+        """A client in single-connection mode is used under its lock; otherwise a pooled
+        connection."""
+        command = self.command(numkeys, items, body)
+        if client.connection is not None:
+            with client.single_connection_lock:
+                return self._call(client, client.connection, command)
+        pool = client.connection_pool
+        connection = pool.get_connection()
         try:
-            return self._send(connection, command)
+            return self._call(client, connection, command)
+        finally:
+            pool.release(connection)
+
+    def pipeline(self, client: Client, calls: Sequence[Call]) -> list[Any]:
+        """Calls sent together and their replies read after: the server runs one while the
+        client packs the next. The first call goes alone, so that a missing script is loaded
+        before the rest are sent."""
+        replies = [self(client, *calls[0])]
+        if len(calls) == 1:
+            return replies
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        try:
+            for call in calls[1:]:
+                connection.send_packed_command([self.command(*call)])
+            failure: Exception | None = None
+            for _ in calls[1:]:
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as exc:  # keep reading: the others did run
+                    failure = failure or exc
+        finally:
+            pool.release(connection)
+        if failure is not None:
+            raise failure
+        return replies
+
+    def _call(self, client: Client, connection: Any, command: bytes) -> Any:
+        try:
+            return _send(connection, command)
         except redis.exceptions.NoScriptError:  # a restarted or flushed server
             client.script_load(self.source)
-            return self._send(connection, command)
+            return _send(connection, command)
 
-    @staticmethod
-    def _send(connection: Any, command: bytes) -> Any:
+
+def _send(connection: Any, command: bytes) -> Any:
+    """Send and read the reply. A connection found dead while sending (the server restarted
+    since its last use) is reopened once: the command cannot have run."""
+    try:
         connection.send_packed_command([command])
-        return connection.read_response()
+    except redis.ConnectionError:
+        connection.send_packed_command([command])
+    return connection.read_response()

@@ -54,9 +54,17 @@ redis.call('SADD', prefix .. 'queues', queue)
 if not publish then return out end
 
 remember_strategy(q, ARGV[3])
+-- Fresh records are rarely in the queue already (only ids left behind by a removed record),
+-- so check in batches: ZMSCORE over each of the queue's sets.
 local ids = {}
-for _, id in ipairs(fresh) do
-  if not holds(q, id) then table.insert(ids, id) end
+for first = 1, #fresh, 1000 do
+  local batch = {unpack(fresh, first, math.min(first + 999, #fresh))}
+  local ready = redis.call('ZMSCORE', q.ready, unpack(batch))
+  local delayed = redis.call('ZMSCORE', q.delayed, unpack(batch))
+  local active = redis.call('ZMSCORE', q.active, unpack(batch))
+  for j, id in ipairs(batch) do
+    if not (ready[j] or delayed[j] or active[j]) then table.insert(ids, id) end
+  end
 end
 if #ids == 0 then return out end
 if priority ~= 0 then
