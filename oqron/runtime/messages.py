@@ -9,15 +9,16 @@ Lines stay far below PIPE_BUF, so concurrent writes from several children never 
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
+
+import orjson
 
 MAX_LINE = 3000
 
 
 def send(fd: int, message: dict[str, Any]) -> None:
-    line = json.dumps(message, separators=(",", ":")).encode()
+    line = orjson.dumps(message)
     if len(line) >= MAX_LINE:
         raise ValueError("message too long for an atomic pipe write")
     os.write(fd, line + b"\n")
@@ -45,4 +46,4 @@ class Reader:
         data = self._buffer + b"".join(chunks)
         lines = data.split(b"\n")
         self._buffer = lines.pop()
-        return [json.loads(line) for line in lines if line]
+        return [orjson.loads(line) for line in lines if line]

@@ -4,6 +4,7 @@ and prefix: add = store + publish, take = claim + start, finish = record + ack/n
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class RedisJobPath(JobPath):
         self._project = codec.dumps(config.project)
         self._environment = codec.dumps(config.environment)
         self._queue_keys: dict[str, bytes] = {}
+        self._consumer: Any = None
+        self._consumer_pid = -1
         self._add_script = PackedScript(script_source("job_add"))
         self._take_script = PackedScript(script_source("job_take"))
         self._finish_script = PackedScript(script_source("job_finish"))
@@ -100,7 +103,10 @@ class RedisJobPath(JobPath):
     def consumer_client(self) -> Any:
         """A connection of its own for the consumer loop: no pool checkout per call (the loop
         is one thread; producers keep using the pooled client)."""
-        return client_for(self.broker.url, single=True)
+        pid = os.getpid()
+        if self._consumer_pid != pid:  # first use, or forked since
+            self._consumer, self._consumer_pid = client_for(self.broker.url, single=True), pid
+        return self._consumer
 
     @translate_errors
     def add(

@@ -49,10 +49,42 @@ def encode_new(record: Mapping[str, Any]) -> list[str]:
 
 
 def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
-    """Decode field by field; a field that is not valid JSON is left out and named in
-    ``corrupt`` (the storage contract's answer to damaged records)."""
+    """Decode a record; a field that is not valid JSON is left out and named in ``corrupt``
+    (the storage contract's answer to damaged records)."""
     if not isinstance(flat, Mapping):
         flat = dict(zip(flat[::2], flat[1::2], strict=True))
+    try:
+        record = _decode_whole(flat)
+    except ValueError:
+        record = _decode_fields(flat)
+    for field, default in OPTIONAL_FIELDS.items():
+        if field not in record:
+            record[field] = [] if default == [] else default
+    return record
+
+
+def _decode_whole(flat: Mapping[str, str]) -> dict[str, Any]:
+    """Every JSON field spliced into one document and parsed by one call: a record is read
+    for every job, and one parse of the whole costs a fraction of a parse per field."""
+    parts = []
+    record: dict[str, Any] = {}
+    for field, text in flat.items():
+        if field in RAW_FIELDS:
+            record[field] = text
+            continue
+        if field in APPEND_CAPS:
+            text = "[" + text.replace("\n", ",") + "]"
+        elif not text or '"' in field or "\\" in field:
+            raise ValueError(field)  # let the per-field path judge it
+        parts.append(f'"{field}":{text}')
+    whole = codec.loads("{" + ",".join(parts) + "}")
+    if len(whole) != len(parts):  # a damaged value swallowed or added keys: judge field by field
+        raise ValueError("fields")
+    record.update(whole)
+    return record
+
+
+def _decode_fields(flat: Mapping[str, str]) -> dict[str, Any]:
     record: dict[str, Any] = {}
     damaged = []
     for field, text in flat.items():
@@ -62,9 +94,6 @@ def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
             damaged.append(f"field {field!r}: {exc}")
     if damaged:
         record["corrupt"] = "; ".join(damaged)
-    for field, default in OPTIONAL_FIELDS.items():
-        if field not in record:
-            record[field] = [] if default == [] else default
     return record
 
 
