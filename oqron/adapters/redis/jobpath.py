@@ -90,6 +90,7 @@ class RedisJobPath(JobPath):
         self._project = codec.dumps(config.project)
         self._environment = codec.dumps(config.environment)
         self._queue_keys: dict[str, bytes] = {}
+        self._add_heads: dict[tuple[Any, ...], bytes] = {}
         self._consumer: Any = None
         self._consumer_pid = -1
         self._add_script = PackedScript(script_source("job_add"))
@@ -124,8 +125,13 @@ class RedisJobPath(JobPath):
         keys = self._queue_keys.get(queue)
         if keys is None:
             keys = self._queue_keys[queue] = pack(self.broker.queue_keys(queue))
-        head = pack([self.broker.prefix, queue, strategy or "", priority, int(delay * 1000),
-                     "1" if publish else "0", ""])
+        head_key = (queue, strategy, priority, delay, publish)
+        head = self._add_heads.get(head_key)
+        if head is None:
+            head = pack([self.broker.prefix, queue, strategy or "", priority, int(delay * 1000),
+                         "1" if publish else "0", ""])
+            if len(self._add_heads) < 1000:  # delays vary freely: keep the cache bounded
+                self._add_heads[head_key] = head
         commands = []
         for first in range(0, len(records), ADD_BATCH):
             count, body = _packed_records(records[first:first + ADD_BATCH])

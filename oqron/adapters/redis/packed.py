@@ -9,6 +9,8 @@ client's own connection removes about a fifth of a child's CPU per job.
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -40,18 +42,13 @@ class PackedScript:
         return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s%s" % (items + 3, self.sha, bulk(numkeys), body)
 
     def __call__(self, client: Client, numkeys: int, items: int, body: bytes) -> Any:
-        """A client in single-connection mode is used under its lock; otherwise a pooled
-        connection."""
+        """A client in single-connection mode is used under its lock; otherwise the calling
+        thread's own connection to the client's server."""
         command = self.command(numkeys, items, body)
         if client.connection is not None:
             with client.single_connection_lock:
                 return self._call(client, client.connection, command)
-        pool = client.connection_pool
-        connection = pool.get_connection()
-        try:
-            return self._call(client, connection, command)
-        finally:
-            pool.release(connection)
+        return self._call(client, thread_connection(client), command)
 
     def pipeline(self, client: Client, calls: Sequence[Call]) -> list[Any]:
         """Calls sent together and their replies read after: the server runs one while the
@@ -83,6 +80,22 @@ class PackedScript:
         except redis.exceptions.NoScriptError:  # a restarted or flushed server
             client.script_load(self.source)
             return _send(connection, command)
+
+
+_local = threading.local()
+
+
+def thread_connection(client: Client) -> Any:
+    """A connection of the calling thread's own, made with the settings of ``client``'s pool.
+    Checking one out of the pool and back costs more than packing a job (redis-py does
+    bookkeeping on both); a producer thread keeps one instead. Never shared across a fork."""
+    if getattr(_local, "pid", None) != os.getpid():
+        _local.pid, _local.connections = os.getpid(), {}
+    held = _local.connections.get(id(client))
+    if held is None or held[0] is not client:
+        pool = client.connection_pool
+        held = _local.connections[id(client)] = (client, pool.connection_class(**pool.connection_kwargs))
+    return held[1]
 
 
 def _send(connection: Any, command: bytes) -> Any:

@@ -53,7 +53,7 @@ zadd_all(prefix .. 'jobs:' .. queue .. ':all', fresh, function() return stamp en
 redis.call('SADD', prefix .. 'queues', queue)
 if not publish then return out end
 
-remember_strategy(q, ARGV[3])
+local strategy = remember_strategy(q, ARGV[3])
 -- Fresh records are rarely in the queue already (only ids left behind by a removed record),
 -- so check in batches: ZMSCORE over each of the queue's sets.
 local ids = {}
@@ -74,7 +74,6 @@ if delay > 0 then
   local due = fmt(now + delay)
   zadd_all(q.delayed, ids, function() return due end)
 else
-  local strategy = redis.call('HGET', q.meta, 'strategy') or 'fifo'
   local last = redis.call('HINCRBY', q.meta, 'seq', #ids)
   zadd_all(q.ready, ids, function(j) return fmt(entry_score(strategy, last - #ids + j, priority)) end)
 end

@@ -62,11 +62,14 @@ local function publish_one(q, id, priority, delay, now)
   return true
 end
 
+-- Remember the queue's strategy ("" keeps the remembered one); returns the strategy in force.
 local function remember_strategy(q, strategy)
   local remembered = redis.call('HGET', q.meta, 'strategy')
   if strategy ~= '' and remembered ~= strategy then
     redis.call('HSET', q.meta, 'strategy', strategy)
+    return strategy
   end
+  return remembered or 'fifo'
 end
 
 local function take_lease(q, queue, id, consumer, consumer_key, token_key, deadline)
