@@ -66,8 +66,10 @@ class JobPath:
         strategy: str | None,
         priority: int,
         delay: float,
+        uniform: bool = False,
     ) -> list[bool]:
-        """Store records (existing ids untouched) and publish the new ones unless told not to."""
+        """Store records (existing ids untouched) and publish the new ones unless told not to.
+        ``uniform``: the records differ only in id and data (an adapter may encode the rest once)."""
         inserted = self.storage.create_jobs(records)
         fresh = [r["id"] for r, ok in zip(records, inserted, strict=True) if ok]
         if publish and fresh:

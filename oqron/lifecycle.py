@@ -109,6 +109,7 @@ class Lifecycle:
             strategy=queue.publish_strategy,
             priority=options.priority,
             delay=options.delay,
+            uniform=True,
         )
         if options.depends_on:
             for record, ok in zip(records, inserted, strict=True):

@@ -49,16 +49,18 @@ class TakeParts:
         return self.before + bulk(codec.dumps(started)) + self.after
 
 
-def _packed_records(records: Sequence[Mapping[str, Any]]) -> tuple[int, bytes]:
+def _packed_records(records: Sequence[Mapping[str, Any]], uniform: bool) -> tuple[int, bytes]:
     """job_add's per-record arguments (id, status, field count, fields) for a batch, and how
     many there are. Records of one add share every value but id and data, so the rest is
-    encoded once and reused while that holds."""
+    encoded once and reused while that holds (checked unless the caller says ``uniform``)."""
     parts: list[bytes] = []
     count = 0
     template: Mapping[str, Any] | None = None
     rest = b""
     for record in records:
-        if template is None or any(record[k] is not v and record[k] != v for k, v in template.items()):
+        if template is None or (not uniform and any(
+            record[k] is not v and record[k] != v for k, v in template.items()
+        )):
             fields = encode_new(record)
             template = {k: v for k, v in record.items() if k not in ("id", "data")}
             data_at = fields.index("data") if "data" in fields[::2] else -1
@@ -119,6 +121,7 @@ class RedisJobPath(JobPath):
         strategy: str | None,
         priority: int,
         delay: float,
+        uniform: bool = False,
     ) -> list[bool]:
         if not records:
             return []
@@ -134,7 +137,7 @@ class RedisJobPath(JobPath):
                 self._add_heads[head_key] = head
         commands = []
         for first in range(0, len(records), ADD_BATCH):
-            count, body = _packed_records(records[first:first + ADD_BATCH])
+            count, body = _packed_records(records[first:first + ADD_BATCH], uniform)
             commands.append((QUEUE_KEYS, QUEUE_KEYS + ADD_HEAD + count, keys + head + body))
         replies = self._add_script.pipeline(self.broker.client, commands)
         return [bool(flag) for flags in replies for flag in flags]
