@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from ..adapters import shown_url
 from ..adapters.base import Lease
 from ..config import Config
 from ..container import Container
@@ -169,7 +170,8 @@ class Master:
         self._show_title()
         log.info(
             "oqron-master %s started: %d workers, queues %s, storage %s, broker %s",
-            self.node_id, self.workers, ",".join(self.queues), self.config.storage, self.config.broker,
+            self.node_id, self.workers, ",".join(self.queues), shown_url(self.config.storage),
+            shown_url(self.config.broker),
         )
 
     def _teardown(self) -> None:
