@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -162,19 +163,27 @@ def shared(target: Target, user: int) -> Iterator[Connection]:
 
 
 def hung_up(conn: Connection) -> bool:
-    """Whether the server ended this idle connection (a restart, a terminated backend). An idle
-    connection receives nothing but notifications (kept in ``conn.notifies``) unless the server
-    is going away, so this costs one non-blocking ``poll`` and no round trip, and the statement
-    about to be sent goes over a fresh connection instead of failing on a dead one."""
+    """Whether the server ended this idle connection (a restart, a terminated backend).
+
+    libpq does not notice the end of an idle connection until a statement fails on it, so a
+    readable socket is peeked at. An idle session receives nothing but notifications (``A``)
+    unless the server is ending it, which it announces with a notice or an error before it
+    closes; rarer unsolicited messages (a setting that changed) are no reason to keep the
+    connection either. This costs one non-blocking ``poll`` per statement and no round trip.
+    """
+    fd = conn.fileno()
     waiter = select.poll()
-    waiter.register(conn.fileno(), select.POLLIN)
+    waiter.register(fd, select.POLLIN)
     if not waiter.poll(0):
         return False
-    try:
-        conn.poll()  # a notice is consumed harmlessly; a goodbye raises
-    except psycopg2.Error:
-        return True
-    return bool(conn.closed)
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        try:
+            head = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+    return head != b"A"
 
 
 def _run_migrations(conn: Connection, target: Target) -> None:

@@ -73,7 +73,9 @@ class Listener:
             if not conn.notifies:
                 waiter = select.poll()  # not select(): it fails on descriptors above 1023
                 waiter.register(conn.fileno(), select.POLLIN)
-                waiter.poll(max(0, int(timeout * 1000) + 1))
+                if waiter.poll(max(0, int(timeout * 1000) + 1)) and hung_up(conn):
+                    # libpq would not notice, and every later poll would return at once
+                    raise psycopg2.OperationalError("the server closed the LISTEN connection")
                 conn.poll()
             woken = bool(conn.notifies)
             conn.notifies.clear()
