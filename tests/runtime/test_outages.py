@@ -96,9 +96,12 @@ def test_ten_second_outage_loses_no_job_and_crashes_nothing(
 
     before = [quick.add({"n": i}) for i in range(10)]
     wait_for(lambda: all(counter().get(j.id) == 1 for j in before), 20, message="the first jobs")
-    # Two jobs running when the server goes, finishing while it is away; ten coming due then.
+    # Two jobs running when the server goes and finishing while it is away, one running on past
+    # its return (its lease expires meanwhile and must be renewed, not requeued), and ten jobs
+    # coming due during the outage.
     straddling = [slow.add({"sleep": 2.0}) for _ in range(2)]
-    for job in straddling:
+    long_one = slow.add({"sleep": OUTAGE + 2.0})
+    for job in [*straddling, long_one]:
         master.busy_worker(job.id)
     due_later = [quick.add({"n": i}, delay=2.0) for i in range(10)]
 
@@ -109,14 +112,14 @@ def test_ten_second_outage_loses_no_job_and_crashes_nothing(
     backend.start()
 
     after = [add_when_up(lambda i=i: quick.add({"n": 100 + i})) for i in range(10)]
-    everything = [*before, *straddling, *due_later, *after]
+    everything = [*before, *straddling, long_one, *due_later, *after]
 
     def all_completed() -> bool:
         return all(add_when_up(j.refresh).status == "completed" for j in everything)  # type: ignore[attr-defined]
 
     wait_for(all_completed, 30, interval=0.2, message=f"every job completed\n{master.log()}")
     runs = counter()
-    assert all(runs[j.id] == 1 for j in [*before, *due_later, *after]), runs
+    assert all(runs[j.id] == 1 for j in [*before, long_one, *due_later, *after]), runs
     assert all(1 <= runs[j.id] <= 2 for j in straddling), runs
 
     assert master.process is not None and master.process.poll() is None
