@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from . import codec
+from .adapters import shown_url
 from .config import Config, load_config
 from .container import Container
 from .errors import AdapterError, ConfigError, JobFailed, OqronError
@@ -74,16 +75,25 @@ def import_apps(config: Config, apps: Iterable[str]) -> list[str]:
 
 
 def connect(config: Config) -> Container:
-    """Build the adapters and check that every backend answers."""
+    """Build the adapters and check once that every backend answers: a backend that is down at
+    start is a clear one-line error, not a retry loop (a running master rides outages out)."""
     try:
         container = Container.init(config)
-        container.storage.get_job("__ping__")
-        container.broker.is_paused("__ping__")
-        container.lock.owner("__ping__")
     except ConfigError as exc:
         fail(str(exc))
     except AdapterError as exc:
-        fail(f"cannot reach the backend ({config.storage} / {config.broker} / {config.lock}): {exc}")
+        fail(f"cannot reach the backend: {exc}")
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("storage", lambda: container.storage.get_job("__ping__")),
+        ("broker", lambda: container.broker.is_paused("__ping__")),
+        ("lock", lambda: container.lock.owner("__ping__")),
+    ]
+    for field, check in checks:
+        try:
+            check()
+        except AdapterError as exc:
+            url = shown_url(getattr(config, field))
+            fail(f"cannot reach the backend: {field} {url}: {exc}")
     return container
 
 
@@ -337,4 +347,8 @@ def nodes(config_path: str | None, apps: tuple[str, ...], **flags: Any) -> None:
 
 
 def admin_main() -> None:
-    admin(prog_name="oqron")
+    try:
+        admin(prog_name="oqron")
+    except AdapterError as exc:  # the backend went away after the start-up check
+        click.echo(f"oqron: backend unavailable: {exc}", err=True)
+        sys.exit(1)

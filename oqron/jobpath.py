@@ -17,7 +17,7 @@ from typing import Any
 
 from .adapters.base import Broker, Lease, Storage
 from .config import Config
-from .errors import CorruptJob, LeaseLost
+from .errors import AdapterError, CorruptJob, LeaseLost
 from .job import ACTIVE, FINAL, STARTABLE, WAITING_CHILDREN, transition
 
 log = logging.getLogger("oqron.jobpath")
@@ -90,9 +90,21 @@ class JobPath:
             lease = self.broker.claim(request.queues, request.consumer, request.lease_ttl, remaining)
             if lease is None:
                 return None
-            claimed = self._start(lease, request.max_attempts.get(lease.queue, 1))
+            try:
+                claimed = self._start(lease, request.max_attempts.get(lease.queue, 1))
+            except AdapterError:
+                self._give_back(lease)
+                raise
             if claimed is not None:
                 return claimed
+
+    def _give_back(self, lease: Lease) -> None:
+        """Storage failed between claim and start (it may live on another server than the
+        broker): hand the lease back at once rather than leave it to expire as a stall."""
+        try:
+            self.broker.nack(lease)
+        except (AdapterError, LeaseLost):
+            pass  # the broker is away too: the lease expires and the job goes back unharmed
 
     def _start(self, lease: Lease, default_max: int) -> Claimed | None:
         for _ in range(3):
@@ -197,9 +209,20 @@ class JobPath:
             log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
         children: list[str] = []
         if ack:
-            fresh = self.storage.get_job(claimed.job_id)  # children may have been linked meanwhile
+            try:
+                fresh = self.storage.get_job(claimed.job_id)  # children may have been linked meanwhile
+            except AdapterError:  # the end is recorded; the leader's reconciliation finds the rest
+                fresh = None
             children = list((fresh or claimed.record).get("children_ids") or [])
-        return children, self.take(then) if then is not None else None
+        if then is None:
+            return children, None
+        try:
+            return children, self.take(then)
+        except AdapterError as exc:
+            # The end is recorded: failing now would have the caller write it again and be
+            # refused. The consumer claims its next job the ordinary way, with its own backoff.
+            log.debug("job %s recorded; taking the next job failed: %s", claimed.job_id, exc)
+            return children, None
 
 
 def job_path(storage: Storage, broker: Broker, config: Config) -> JobPath:

@@ -359,6 +359,15 @@ class Lifecycle:
             if record is None or record["status"] in FINAL:
                 self.path.drop(lease)
                 continue
+            if record.get("lease_token") != lease.token:
+                # Claimed but never started (the claimer died, or storage failed, in between):
+                # nothing ran, so it goes back without counting a stall.
+                try:
+                    self.broker.nack(lease)
+                except LeaseLost:
+                    continue
+                handled.append(lease.job_id)
+                continue
             stalls = int(record.get("stalled_count") or 0) + 1
             now = time.time()
             if stalls > max_stalled:

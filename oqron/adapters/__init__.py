@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
 from .base import Broker, Lease, Lock, Storage
 
-__all__ = ["Broker", "Lease", "Lock", "Storage", "build_broker", "build_lock", "build_storage"]
+__all__ = ["Broker", "Lease", "Lock", "Storage", "build_broker", "build_lock", "build_storage", "shown_url"]
 
 A = TypeVar("A")
 
@@ -20,6 +21,16 @@ A = TypeVar("A")
 def _scheme(url: str) -> str:
     scheme = url.split("://", 1)[0].lower()
     return {"rediss": "redis", "unix": "redis", "postgres": "postgresql"}.get(scheme, scheme)
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may appear in a message or a log: a password is replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _build(kind: str, url: str, prefix: str, makers: dict[str, Callable[[str, str], A]]) -> A:

@@ -28,6 +28,7 @@ from ..registry import Registry
 from . import messages
 from .control import HardTimeout, StopChild
 from .executor import SKIPPED, Executor, Outcome
+from .outage import Outage
 from .process import die_with_parent, reopen_log_files, rss_mib, set_title
 from .queues import QueueOrder
 
@@ -63,7 +64,7 @@ class Child:
         self.idle = True
         self.stopping = False
         self.jobs_done = 0
-        self.failures = 0
+        self.outage = Outage(f"worker {number} claiming jobs", log)
         self.reopen_logs = False
         self.label = f"oqron-worker {number} [{config.project}:{config.environment}]"
         self._busy_title: tuple[str, float] | None = None
@@ -134,11 +135,11 @@ class Child:
         self.idle = True
         try:
             claimed = lifecycle.claim(self.order.next(), self.consumer, self.config.lease_ttl, CLAIM_WAIT)
-            self.failures = 0
         except AdapterError as exc:
-            self.failures += 1
-            self._backoff(self.failures, exc)
+            time.sleep(self.outage.failed(exc))
             claimed = None
+        else:
+            self.outage.recovered()
         self.idle = claimed is None
         return claimed
 
@@ -184,12 +185,6 @@ class Child:
             log.warning("child %s recycles: %.0f MiB RSS > %d MiB", self.number, rss_mib(), memory)
             return True
         return False
-
-    def _backoff(self, failures: int, exc: Exception) -> None:
-        delay = min(10.0, 0.1 * 2**failures) * (0.5 + random.random())
-        if failures in (1, 5) or failures % 20 == 0:
-            log.warning("child %s: backend unavailable (%s); retrying in %.1f s", self.number, exc, delay)
-        time.sleep(delay)
 
     # --- process title -----------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ caller names in ``propagate``) continue upwards after being recorded.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
@@ -27,6 +26,7 @@ from ..lifecycle import Claimed, Lifecycle, TakeRequest
 from ..modules.queue import Queue
 from ..registry import Registry
 from .control import HardTimeout, StopChild
+from .outage import Outage
 
 log = logging.getLogger("oqron.executor")
 SKIPPED = "skipped"
@@ -57,6 +57,7 @@ class Executor:
         self.worker_id = worker_id
         self.record_retry_window = record_retry_window
         self.propagate: tuple[type[BaseException], ...] = (HardTimeout, StopChild, *propagate)
+        self.outage = Outage("recording job outcomes", log)
         #: What the handler of the last executed job raised (None if it returned).
         self.last_error: BaseException | None = None
 
@@ -132,17 +133,19 @@ class Executor:
         return Outcome(status, taken)
 
     def _record(self, write: Callable[[], T]) -> T:
+        """Write an attempt's end, retrying with backoff while the backend is unavailable (the
+        outcome exists only in this process) for up to ``record_retry_window`` seconds."""
         deadline = time.monotonic() + self.record_retry_window
-        pause = 0.1
         while True:
             try:
-                return write()
+                result = write()
             except AdapterError as exc:
-                if time.monotonic() + pause > deadline:
+                if time.monotonic() >= deadline:
                     raise
-                log.warning("backend unavailable while recording a job (%s); retrying", exc)
-                time.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, 5.0)
+                time.sleep(min(self.outage.failed(exc), max(0.0, deadline - time.monotonic())))
+                continue
+            self.outage.recovered()
+            return result
 
 
 @contextmanager

@@ -21,12 +21,15 @@ from collections.abc import Callable
 from ..adapters.base import Lock
 from ..config import Clustering
 from ..errors import AdapterError
+from .outage import Outage
 
 log = logging.getLogger("oqron.leader")
 
 LEADER_TTL = 3.0
 RENEW_EVERY = 1.0
 CAMPAIGN_EVERY = 0.2
+#: Longest pause between campaigns while the lock backend is unavailable.
+CAMPAIGN_BACKOFF_CAP = 1.0
 #: Stop acting this share of the TTL (at most 0.3 s) before the lease could expire on the server.
 SAFETY = 0.1
 
@@ -55,6 +58,7 @@ class LeaderElection:
         self.epoch: int | None = None
         self.valid_until = 0.0
         self.next_action = 0.0
+        self.outage = Outage(f"leader election ({key})", log, cap=CAMPAIGN_BACKOFF_CAP)
 
     def is_leader(self) -> bool:
         """True only while the lease taken or renewed last is certainly still ours."""
@@ -77,8 +81,9 @@ class LeaderElection:
         try:
             renewed = self.lock.renew(self.key, self.owner, self.ttl)
         except AdapterError as exc:
-            log.warning("cannot renew leadership of %s: %s", self.key, exc)
+            self.outage.failed(exc)
             return  # is_leader() steps down when the lease runs out
+        self.outage.recovered()
         if renewed:
             self.valid_until = sent + self.ttl
         else:
@@ -88,8 +93,10 @@ class LeaderElection:
         self.next_action = sent + CAMPAIGN_EVERY
         try:
             epoch = self.lock.acquire(self.key, self.owner, self.ttl)
-        except AdapterError:
+        except AdapterError as exc:
+            self.next_action = sent + max(CAMPAIGN_EVERY, self.outage.failed(exc))
             return
+        self.outage.recovered()
         if epoch is not None:
             self.epoch, self.valid_until = epoch, sent + self.ttl
             self.next_action = sent + RENEW_EVERY

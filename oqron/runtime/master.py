@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from ..adapters import shown_url
 from ..adapters.base import Lease
 from ..config import Config
 from ..container import Container
@@ -29,6 +30,7 @@ from ..registry import registry
 from . import messages
 from .child import EXIT_BOOT_ERROR, Child, child_main
 from .cluster import Cluster
+from .outage import Outage
 from .process import Pidfile, describe_exit, exit_code, reopen_log_files, set_title
 
 log = logging.getLogger("oqron.master")
@@ -39,6 +41,8 @@ TICK = 1.0
 #: waking for each would cost the master a core. Crashes still wake it at once (SIGCHLD), and
 #: the pipe holds far more than a window's worth of lines.
 MESSAGE_WINDOW = 0.02
+#: After a shutdown's deadline, how long to keep trying to requeue dead workers' jobs.
+REQUEUE_GRACE = 10.0
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
 
 
@@ -95,7 +99,10 @@ class Master:
         self.spawn_delay = 0.0
         self.next_spawn = 0.0
         self.pending_recovery: list[tuple[ChildHandle, int]] = []
+        self.next_requeue = 0.0
         self.lost_leases: set[Lease] = set()
+        self.renewals = Outage("lease renewal", log)
+        self.requeues = Outage("requeueing the jobs of dead workers", log)
         self.pidfile = Pidfile(config.pidfile) if config.pidfile else None
         self.wake_r, self.wake_w = os.pipe()
         self.msg_r, self.msg_w = os.pipe()
@@ -146,6 +153,8 @@ class Master:
     def _time_to_next_deadline(self) -> float:
         now = time.monotonic()
         deadlines = [self.next_renewal, self.cluster.next_deadline()]
+        if self.pending_recovery:
+            deadlines.append(self.next_requeue)
         for child in self.children.values():
             if child.job is not None and child.job.timeout is not None and child.aborted_at is None:
                 deadlines.append(child.job.started + child.job.timeout)
@@ -170,7 +179,8 @@ class Master:
         self._show_title()
         log.info(
             "oqron-master %s started: %d workers, queues %s, storage %s, broker %s",
-            self.node_id, self.workers, ",".join(self.queues), self.config.storage, self.config.broker,
+            self.node_id, self.workers, ",".join(self.queues), shown_url(self.config.storage),
+            shown_url(self.config.broker),
         )
 
     def _teardown(self) -> None:
@@ -304,8 +314,14 @@ class Master:
             if child is not None:
                 self._child_exited(child, status)
         self._retry_recoveries()
-        if self.phase == DRAINING and not self.children and not self.pending_recovery:
-            self.phase = STOPPED
+        if self.phase == DRAINING and not self.children:
+            if self.pending_recovery and time.monotonic() > self.drain_deadline + REQUEUE_GRACE:
+                log.warning("stopping without requeueing the jobs of %d workers (backend unavailable); "
+                            "their leases will expire and stall recovery will requeue them",
+                            len(self.pending_recovery))
+                self.pending_recovery = []
+            if not self.pending_recovery:
+                self.phase = STOPPED
 
     def _child_exited(self, child: ChildHandle, status: int) -> None:
         reason, _ = describe_exit(status)
@@ -321,15 +337,19 @@ class Master:
         self.pending_recovery.append((child, status))
 
     def _retry_recoveries(self) -> None:
+        if not self.pending_recovery or time.monotonic() < self.next_requeue:
+            return
         pending, self.pending_recovery = self.pending_recovery, []
         for child, status in pending:
             try:
                 self._recover_jobs(child, status)
             except AdapterError as exc:
-                log.warning("cannot requeue the jobs of worker %d yet: %s", child.number, exc)
+                self.next_requeue = time.monotonic() + self.requeues.failed(exc)
                 self.pending_recovery.append((child, status))
             except Exception:
                 log.exception("requeueing the jobs of worker %d failed; stall recovery will", child.number)
+            else:
+                self.requeues.recovered()
 
     def _recover_jobs(self, child: ChildHandle, status: int) -> None:
         lifecycle = self.container.lifecycle
@@ -412,8 +432,10 @@ class Master:
         try:
             lost = self.container.broker.renew(leases, self.config.lease_ttl)
         except AdapterError as exc:
-            log.warning("cannot renew %d leases: %s", len(leases), exc)
+            self.renewals.failed(exc)  # next try at the usual cadence: a lease outlives several
+            self.cluster.backend_trouble()
             return
+        self.renewals.recovered()
         # A lease reported lost may belong to a job its child finished a moment ago (the "done"
         # is still in the pipe): only one reported at two renewals in a row is really lost.
         suspects, self.lost_leases = self.lost_leases, set(lost)

@@ -1,4 +1,8 @@
-"""A private redis-server on a free port, which tests may stop, kill and restart."""
+"""A private redis-server on a free port, which tests may stop, kill and restart.
+
+A ``durable`` server keeps its data across a restart on the same port: every write goes to an
+append-only file (fsync per write), so even ``kill -9`` loses nothing that was acknowledged.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ from .ports import free_port
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, durable: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (the test command installs it)")
         self.binary = binary
         self.port = port or free_port()
+        self.durable = durable
         self.dir = tempfile.mkdtemp(prefix="oqron-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -29,9 +34,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else [
+            "--appendonly", "no"]
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--maxclients", "2000"],
+             *persistence, "--dir", self.dir, "--maxclients", "2000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

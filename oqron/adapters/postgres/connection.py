@@ -16,14 +16,19 @@ parent's session.
 Errors: connection failures surface as ``AdapterUnavailable`` (the broken connection is dropped
 and the next call reconnects); values PostgreSQL refuses (``\\u0000`` in JSON, ...) as
 ``ValueError``; deadlocks and serialization failures are retried, since every statement is a
-whole transaction that was rolled back.
+whole transaction that was rolled back. A connection the server closed while it sat idle (a
+restart) is noticed before use and replaced, so the first statement after a restart succeeds.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import select
+import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -55,6 +60,7 @@ _pid = os.getpid()
 _shared: dict[str, Connection] = {}  # dsn -> this process's connection
 _users: dict[str, set[int]] = {}  # dsn -> ids of the adapters using it
 _migrated: set[str] = set()  # dsn whose schema is known to be current
+_in_flight: dict[str, int] = {}  # dsn -> statements running on this process's connection
 
 
 class Target(NamedTuple):
@@ -125,24 +131,59 @@ def forget_inherited() -> None:
         detach(conn)
     _shared.clear()
     _users.clear()
+    _in_flight.clear()
     _pid = os.getpid()
 
 
 os.register_at_fork(after_in_child=forget_inherited)
 
 
-def shared(target: Target, user: int) -> Connection:
-    """This process's connection to ``target``, opened (and the schema migrated) on first use."""
+@contextmanager
+def shared(target: Target, user: int) -> Iterator[Connection]:
+    """This process's connection to ``target``, opened (and the schema migrated) on first use,
+    for the statement(s) run inside the ``with`` block."""
     forget_inherited()
     with _guard:
         _users.setdefault(target.dsn, set()).add(user)
         conn = _shared.get(target.dsn)
+        if conn is not None and not conn.closed and not _in_flight.get(target.dsn) and hung_up(conn):
+            discard(target.dsn, conn)
+            conn = None
         if conn is None or conn.closed:
             conn = connect(target.dsn)
             if target.dsn not in _migrated:
                 _run_migrations(conn, target)
             _shared[target.dsn] = conn
-        return conn
+        _in_flight[target.dsn] = _in_flight.get(target.dsn, 0) + 1
+    try:
+        yield conn
+    finally:
+        with _guard:
+            _in_flight[target.dsn] -= 1
+
+
+def hung_up(conn: Connection) -> bool:
+    """Whether the server ended this idle connection (a restart, a terminated backend).
+
+    libpq does not notice the end of an idle connection until a statement fails on it, so a
+    readable socket is peeked at. An idle session receives nothing but notifications (``A``)
+    unless the server is ending it, which it announces with a notice or an error before it
+    closes; rarer unsolicited messages (a setting that changed) are no reason to keep the
+    connection either. This costs one non-blocking ``poll`` per statement and no round trip.
+    """
+    fd = conn.fileno()
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN)
+    if not waiter.poll(0):
+        return False
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        try:
+            head = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+    return head != b"A"
 
 
 def _run_migrations(conn: Connection, target: Target) -> None:
@@ -189,19 +230,19 @@ class PostgresAdapter:
     def query(self, sql: Any, params: Any = None) -> list[Row]:
         """Run one statement (its own transaction) and return its rows ([] when it has none)."""
         for attempt in range(RETRIES):
-            conn = shared(self.target, id(self))
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(sql, params)
-                    return cur.fetchall() if cur.description is not None else []
-            except psycopg2.errors.TransactionRollbackError as exc:
-                if attempt == RETRIES - 1:
-                    raise AdapterError(message(exc)) from exc
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                discard(self.target.dsn, conn)
-                raise AdapterUnavailable(message(exc)) from exc
-            except psycopg2.DataError as exc:
-                raise ValueError("value refused by " + message(exc)) from exc
+            with shared(self.target, id(self)) as conn:
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(sql, params)
+                        return cur.fetchall() if cur.description is not None else []
+                except psycopg2.errors.TransactionRollbackError as exc:
+                    if attempt == RETRIES - 1:
+                        raise AdapterError(message(exc)) from exc
+                except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                    discard(self.target.dsn, conn)
+                    raise AdapterUnavailable(message(exc)) from exc
+                except psycopg2.DataError as exc:
+                    raise ValueError("value refused by " + message(exc)) from exc
         raise AssertionError("unreachable")
 
     def one(self, sql: Any, params: Any = None) -> Row | None:

@@ -24,7 +24,7 @@ import psycopg2
 from psycopg2 import sql
 
 from ...errors import AdapterUnavailable
-from .connection import Connection, connect, detach, message
+from .connection import Connection, connect, detach, hung_up, message
 
 
 def channel_of(scope: str, queue: str) -> str:
@@ -50,6 +50,8 @@ class Listener:
 
     def listen(self, channels: list[str]) -> None:
         """Subscribe to the channels not subscribed yet (a child's queues rarely change)."""
+        if self._conn is not None and not self._conn.closed and hung_up(self._conn):
+            self.close()  # the server restarted since the last wait: subscribe again below
         missing = [c for c in channels if c not in self._channels]
         if not missing:
             return
@@ -71,7 +73,9 @@ class Listener:
             if not conn.notifies:
                 waiter = select.poll()  # not select(): it fails on descriptors above 1023
                 waiter.register(conn.fileno(), select.POLLIN)
-                waiter.poll(max(0, int(timeout * 1000) + 1))
+                if waiter.poll(max(0, int(timeout * 1000) + 1)) and hung_up(conn):
+                    # libpq would not notice, and every later poll would return at once
+                    raise psycopg2.OperationalError("the server closed the LISTEN connection")
                 conn.poll()
             woken = bool(conn.notifies)
             conn.notifies.clear()
@@ -85,11 +89,14 @@ class Listener:
         if self._conn is not None:
             detach(self._conn)
         self._conn = None
+        self._channels = set()
 
     def close(self) -> None:
+        """Close the connection (after an error too): the next ``listen`` subscribes anew."""
         if self._conn is not None and not self._conn.closed:
             self._conn.close()
         self._conn = None
+        self._channels = set()
 
 
 _listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
