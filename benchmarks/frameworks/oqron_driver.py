@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from oqron import OqronKit, __version__, define_config
@@ -19,11 +20,10 @@ class OqronDriver(Driver):
         self.storage = options.get("storage") or redis_url
         self.broker = options.get("broker") or redis_url
         self.lock = options.get("lock") or redis_url
+        self.app = options.get("app") or APP
         self.kit = OqronKit.init(define_config(project=PROJECT, storage=self.storage,
                                                broker=self.broker, lock=self.lock))
-        from benchmarks.tasks.oqron_tasks import bench
-
-        self.queue = bench
+        self.queue = importlib.import_module(self.app).__dict__[options.get("queue", "bench")]
 
     def version(self) -> str:
         return __version__
@@ -35,7 +35,7 @@ class OqronDriver(Driver):
         self.queue.add_bulk(items)
 
     def worker_argv(self, processes: int) -> list[str]:
-        return [venv_bin("oqron-master"), "--app", APP, "--workers", str(processes),
+        return [venv_bin("oqron-master"), "--app", self.app, "--workers", str(processes),
                 "--storage", self.storage, "--broker", self.broker, "--lock", self.lock,
                 "--project", PROJECT, "--log-level", "WARNING"]
 
