@@ -94,6 +94,8 @@ class Run:
                 "--workload", runner or workload, "--redis", self.redis.url,
                 "--params", json.dumps(params), "--out", str(out)]
         env = {**os.environ, TAG_VAR: tag, "PYTHONPATH": ROOT}
+        exclude = {self.redis.process.pid} if self.redis.process is not None else set()
+        foreign = services.ForeignLoad(self.token, exclude).start()
         started = time.monotonic()
         result: dict[str, Any]
         try:
@@ -109,6 +111,7 @@ class Run:
         finally:
             self.kill_current()
         result["step_seconds"] = time.monotonic() - started
+        result["foreign_cpu_cores"] = round(foreign.stop(), 2)
         self.results.setdefault(framework, {})[key] = result
         if result.get("version"):
             self.versions[framework] = result["version"]
@@ -127,6 +130,12 @@ class Run:
                     text += f", p99 {result['p99_ms']:.2f} ms"
                 return text
         return "ok"
+
+    def busy_steps(self) -> list[str]:
+        """Steps during which other processes used more than 0.2 of a core on average."""
+        return [f"{framework} {key} ({step['foreign_cpu_cores']:.2f} cores)"
+                for framework, steps in self.results.items() for key, step in steps.items()
+                if step.get("foreign_cpu_cores", 0) > 0.2]
 
     def kill_current(self) -> None:
         if self.current is not None:
@@ -269,10 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         "results": run.results,
         "notes": NOTES,
         "wall_seconds": time.monotonic() - began,
+        "busy_steps": run.busy_steps(),
         "logs": str(run.logs),
     }
     print()
     print(report.render(full, markdown=False))
+    if full["busy_steps"]:
+        print("\nwarning: other processes used CPU during these steps: "
+              + ", ".join(full["busy_steps"]))
     print(f"\nwall time {full['wall_seconds']:.0f} s; logs in {run.logs}")
     if not args.no_save and not interrupted:
         for path in report.save(full, Path(args.out_dir)):

@@ -144,6 +144,10 @@ def markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(report["versions"].items()))
     notes = "\n".join(f"- {n}" for n in report["notes"])
+    busy = ""
+    if report.get("busy_steps"):
+        busy = ("Warning: processes other than the benchmark's used more than 0.2 core on average during "
+                f"these steps (figures less reliable): {', '.join(report['busy_steps'])}.\n\n")
     return (
         f"# oqron benchmark, {report['date']}\n\n"
         f"Machine: {env['cpu']}, {env['cores']} cores, {env['ram_gib']} GiB RAM, Linux {env['kernel']}; "
@@ -151,7 +155,7 @@ def markdown(report: dict[str, Any]) -> str:
         + (f"; PostgreSQL {report['postgres_version']}" if report.get("postgres_version") else "")
         + f".\n\nVersions: {versions}.\n\n"
         f"Command: `{report['command']}` (wall time {report['wall_seconds']:.0f} s).\n\n"
-        f"{render(report, markdown=True)}\n\n## Method\n\n{notes}\n"
+        f"{render(report, markdown=True)}\n\n{busy}## Method\n\n{notes}\n"
     )
 
 

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -163,3 +164,66 @@ def machine() -> dict[str, object]:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib, "kernel": platform.release(),
             "python": platform.python_version(), "hostname": socket.gethostname()}
+
+
+class ForeignLoad:
+    """Samples, twice a second, the CPU used by processes that are not this benchmark's (other
+    people's tests, say): ``cores()`` is their average over the sampling period."""
+
+    def __init__(self, own_tag_prefix: str, exclude: set[int]) -> None:
+        self.needle = f"BENCH_TAG={own_tag_prefix}".encode()
+        self.exclude = exclude
+        self.ours: dict[int, bool] = {}
+        self.last: dict[int, int] = {}
+        self.foreign_ticks = 0
+        self.began = 0.0
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def _is_ours(self, pid: int) -> bool:
+        if pid not in self.ours:
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    self.ours[pid] = self.needle in handle.read() or pid in self.exclude
+            except OSError:
+                self.ours[pid] = True  # gone or unreadable: don't count it
+        return self.ours[pid]
+
+    def _sample(self) -> None:
+        current = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().split(") ", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            current[pid] = int(fields[11]) + int(fields[12])
+        for pid, ticks in current.items():
+            if pid in self.last and not self._is_ours(pid):
+                self.foreign_ticks += max(0, ticks - self.last[pid])
+        self.last = current
+
+    def _loop(self) -> None:
+        while not self.stop_event.wait(0.5):
+            self._sample()
+
+    def start(self) -> ForeignLoad:
+        self.exclude.add(os.getpid())
+        self._sample()
+        self.foreign_ticks = 0
+        self.began = time.monotonic()
+        self.thread = threading.Thread(target=self._loop, name="foreign-load", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> float:
+        """Stop sampling; the foreign processes' average CPU use in cores."""
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(2)
+        self._sample()
+        elapsed = max(1e-6, time.monotonic() - self.began)
+        return self.foreign_ticks / os.sysconf("SC_CLK_TCK") / elapsed
