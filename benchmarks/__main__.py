@@ -48,7 +48,8 @@ NOTES = [
     "(jobs * single-job time measured in the step's interpreter / 2) / (last completion - first "
     "completion + one job).",
     "latency: with the worker idle, jobs are added 10 ms apart carrying time.time(); the handler "
-    "pushes (its start time - that time) to a Redis list. Percentiles are nearest-rank.",
+    "pushes (its start time - that time) to a Redis list. Percentiles are nearest-rank. A framework "
+    "that cannot run 100 jobs/s (RQ) builds a backlog, so its latency is mostly queueing time.",
     "oqron only: queue depth drains the first 20,000 of a queue holding D jobs (D added with "
     "add_bulk in chunks of 20,000 before the master starts); crash = kill -9 of the child running a "
     "job on a queue with zero retry backoff, time until the job record leaves `active` (or the job "
