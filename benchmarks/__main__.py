@@ -1,0 +1,298 @@
+"""``python -m benchmarks``: run the workloads on every framework and print/save the report.
+
+Run from the repository root with the project venv (``.venv/bin/python -m benchmarks``). The
+peers are installed into ``benchmarks/.venv-peers`` on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import report, services
+from .frameworks import NAMES, ROOT
+from .procs import TAG_VAR, kill_tagged
+from .workloads import calibrate
+
+COMMON = ["enqueue_one", "enqueue_bulk", "e2e", "cpu", "latency"]
+OQRON_ONLY = ["depth", "crash", "failover", "dead_node", "e2e_sqlite", "e2e_hybrid"]
+PROJECT_PYTHON = Path(sys.executable)
+
+NOTES = [
+    "Every framework gets 2 worker processes: Celery prefork `-c 2`, RQ `worker-pool -n 2` (each "
+    "worker forks a work horse per job, RQ's default), Dramatiq `--processes 2 --threads 1`, Huey "
+    "`-k process -w 2`, oqron `oqron-master --workers 2`. Log levels are WARNING (Huey `-q`).",
+    "All run on one private redis-server (no persistence) on a free port, flushed before every step; "
+    "the producer and the workers share the machine's cores.",
+    "Completions are counted in that Redis: every handler ends with one Lua call that INCRs a counter "
+    "and stamps the first and the last completion. That adds the same round trip per job to every "
+    "framework, so absolute no-op figures are lower than with an empty handler.",
+    "enqueue one by one: N single adds after 100 warm-up adds, workers stopped. enqueue bulk: each "
+    "library's bulk API (see the `how` field in the JSON): Celery `group().apply_async()` per 1,000, "
+    "RQ `enqueue_many` in a pipeline per 1,000, oqron `add_bulk`; Dramatiq and Huey have none (loop).",
+    "end-to-end: N no-op jobs are enqueued with no worker running, then the worker starts. The "
+    "headline figure is (N-1) / (last completion - first completion); 'incl. worker start' is "
+    "N / (last completion - worker process start). RQ drains fewer jobs (max_drain_jobs) because it "
+    "forks per job and would not finish 20,000 in the time budget.",
+    "CPU-bound: 200 jobs of a pure-Python loop calibrated to ~20 ms in the orchestrator; efficiency = "
+    "(jobs * single-job time measured in the step's interpreter / 2) / (last completion - first "
+    "completion + one job).",
+    "latency: with the worker idle, jobs are added 10 ms apart carrying time.time(); the handler "
+    "pushes (its start time - that time) to a Redis list. Percentiles are nearest-rank. A framework "
+    "that cannot run 100 jobs/s (RQ) builds a backlog, so its latency is mostly queueing time.",
+    "oqron only: queue depth drains the first 20,000 of a queue holding D jobs (D added with "
+    "add_bulk in chunks of 20,000 before the master starts); crash = kill -9 of the child running a "
+    "job on a queue with zero retry backoff, time until the job record leaves `active` (or the job "
+    "starts again in the other child); failover = two masters, kill -9 of the leader's session, time "
+    "until the lock `scheduler:leader` has a new owner; dead node = kill -9 of a whole master "
+    "(lease_ttl 10 s) while its child runs a job, time until the other master's child starts it.",
+]
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.token = secrets.token_hex(4)
+        self.step_no = 0
+        self.current: subprocess.Popen[bytes] | None = None
+        self.current_tag: str | None = None
+        self.logs = Path(tempfile.mkdtemp(prefix="oqron-bench-logs-"))
+        self.redis = services.PrivateRedis()
+        self.results: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, str] = {}
+        self.peers_python: Path | None = None
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def python_for(self, framework: str) -> Path:
+        if framework == "oqron":
+            return PROJECT_PYTHON
+        if self.peers_python is None:
+            self.peers_python = services.peers_python(self.logs / "pip.log")
+        return self.peers_python
+
+    def step(self, framework: str, workload: str, params: dict[str, Any], timeout: float,
+             key: str | None = None, runner: str | None = None) -> dict[str, Any]:
+        key = key or workload
+        self.step_no += 1
+        label = f"[{self.step_no:2d}] {framework:8s} {key:14s}"
+        print(label, end=" ", flush=True)
+        self.redis.flush()
+        out = self.logs / f"{self.step_no:02d}-{framework}-{key}.json"
+        params = {"log_dir": str(self.logs), "timeout": timeout, **params}
+        tag = self.current_tag = f"{self.token}-{self.step_no}"
+        argv = [str(self.python_for(framework)), "-m", "benchmarks.run_one", "--framework", framework,
+                "--workload", runner or workload, "--redis", self.redis.url,
+                "--params", json.dumps(params), "--out", str(out)]
+        env = {**os.environ, TAG_VAR: tag, "PYTHONPATH": ROOT}
+        exclude = {self.redis.process.pid} if self.redis.process is not None else set()
+        foreign = services.ForeignLoad(self.token, exclude).start()
+        started = time.monotonic()
+        result: dict[str, Any]
+        try:
+            with open(self.logs / f"{self.step_no:02d}-{framework}-{key}.log", "wb") as log:
+                self.current = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)
+                self.current.wait(timeout + 60)
+            result = json.loads(out.read_text())
+        except subprocess.TimeoutExpired:
+            result = {"ok": False, "error": f"step did not finish within {timeout + 60:.0f} s"}
+        except (OSError, ValueError) as exc:
+            result = {"ok": False, "error": f"no result ({exc}); see {self.logs}"}
+        finally:
+            self.kill_current()
+        result["step_seconds"] = time.monotonic() - started
+        result["foreign_cpu_cores"] = round(foreign.stop(), 2)
+        self.results.setdefault(framework, {})[key] = result
+        if result.get("version"):
+            self.versions[framework] = result["version"]
+        print(f"{self.summary(result)} ({result['step_seconds']:.0f} s)", flush=True)
+        return result
+
+    @staticmethod
+    def summary(result: dict[str, Any]) -> str:
+        if not result.get("ok"):
+            return "ERROR " + str(result.get("error", ""))[:160]
+        for field, fmt in (("jobs_s", "{:,.0f} jobs/s"), ("efficiency", "{:.1%}"),
+                           ("p50_ms", "p50 {:.2f} ms"), ("ms", "{:.1f} ms"), ("s", "{:.2f} s")):
+            if field in result:
+                text = fmt.format(result[field])
+                if field == "p50_ms":
+                    text += f", p99 {result['p99_ms']:.2f} ms"
+                return text
+        return "ok"
+
+    def busy_steps(self) -> list[str]:
+        """Steps during which other processes used more than 0.2 of a core on average."""
+        return [f"{framework} {key} ({step['foreign_cpu_cores']:.2f} cores)"
+                for framework, steps in self.results.items() for key, step in steps.items()
+                if step.get("foreign_cpu_cores", 0) > 0.2]
+
+    def kill_current(self) -> None:
+        if self.current is not None:
+            try:
+                os.killpg(self.current.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.current.wait()
+            self.current = None
+        if self.current_tag is not None:
+            kill_tagged(self.current_tag)
+            self.current_tag = None
+
+    # --- the whole run ---------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        quick = self.args.quick
+        jobs = self.args.jobs or (2000 if quick else 20_000)
+        return {
+            "enqueue_one": 1000 if quick else 5000,
+            "enqueue_bulk": jobs,
+            "e2e": jobs,
+            "cpu": 40 if quick else 200,
+            "latency": 100 if quick else 500,
+            "depth_n": jobs,
+            "trials": 1 if quick else 3,
+        }
+
+    def execute(self) -> None:
+        args = self.args
+        counts = self.counts()
+        frameworks, workloads = args.frameworks, args.workloads
+        self.redis.start()
+        loops = calibrate() if "cpu" in workloads else 0
+        for framework in frameworks:
+            for workload in (w for w in COMMON if w in workloads):
+                params: dict[str, Any] = {"n": counts[workload]}
+                timeout = 120.0
+                if workload == "e2e":
+                    timeout = 300.0
+                elif workload == "cpu":
+                    params["loops"] = loops
+                self.step(framework, workload, params, timeout)
+        if "oqron" not in frameworks:
+            return
+        if "depth" in workloads:
+            for depth in args.depths:
+                timeout = 120 + depth / 5000  # adding 1M jobs takes about a minute here
+                self.step("oqron", "depth", {"depth": depth, "n": counts["depth_n"]}, timeout,
+                          key=f"depth_{depth}")
+        if "crash" in workloads:
+            self.step("oqron", "crash", {"trials": counts["trials"], "driver": {
+                "app": "benchmarks.tasks.oqron_crash_tasks", "queue": "crashy"}}, 120)
+        if "failover" in workloads:
+            self.step("oqron", "failover", {"trials": min(2, counts["trials"])}, 120)
+        if "dead_node" in workloads:
+            self.step("oqron", "dead_node", {"lease_ttl": 10.0}, 120)
+        if "e2e_sqlite" in workloads:
+            db = self.logs / "bench.db"
+            url = f"sqlite:///{db}"
+            urls = {"storage": url, "broker": url, "lock": url}
+            self.step("oqron", "e2e", {"n": counts["e2e"], "driver": urls}, 300, key="e2e_sqlite")
+        if "e2e_hybrid" in workloads:
+            try:
+                scratch = services.ScratchPostgres().create()
+            except Exception as exc:  # noqa: BLE001 - no PostgreSQL: an error entry, not a crash
+                self.results.setdefault("oqron", {})["e2e_hybrid"] = {
+                    "ok": False, "error": f"cannot create a scratch database: {exc}"}
+                return
+            try:
+                self.pg_version = scratch.version()
+                self.step("oqron", "e2e", {"n": counts["e2e"], "driver": {"storage": scratch.url}}, 300,
+                          key="e2e_hybrid")
+            finally:
+                scratch.drop()
+
+    def close(self) -> None:
+        self.kill_current()
+        self.redis.stop()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--frameworks", default=",".join(NAMES),
+                        help=f"comma-separated subset of {','.join(NAMES)} (default: all)")
+    parser.add_argument("--workloads", default=",".join(COMMON + OQRON_ONLY),
+                        help=f"comma-separated subset of {','.join(COMMON + OQRON_ONLY)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a few minutes")
+    parser.add_argument("--jobs", type=int, help="jobs for bulk enqueue and end-to-end (default 20000)")
+    parser.add_argument("--depths", default=None,
+                        help="queue depths for oqron (default 10000,100000,1000000; --quick 10000,50000)")
+    parser.add_argument("--out-dir", default=str(Path(ROOT) / "benchmarks" / "results"))
+    parser.add_argument("--no-save", action="store_true", help="print only, write no result files")
+    args = parser.parse_args(argv)
+    args.frameworks = [f for f in args.frameworks.split(",") if f]
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    for name in args.frameworks:
+        if name not in NAMES:
+            parser.error(f"unknown framework {name!r} (choose from {', '.join(NAMES)})")
+    for name in args.workloads:
+        if name not in COMMON + OQRON_ONLY:
+            parser.error(f"unknown workload {name!r} (choose from {', '.join(COMMON + OQRON_ONLY)})")
+    depths = args.depths or ("10000,50000" if args.quick else "10000,100000,1000000")
+    args.depths = [int(d) for d in depths.split(",") if d]
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    began = time.monotonic()
+    date = datetime.now().strftime("%Y-%m-%d %H:%M")
+    run = Run(args)
+    # TERM ends the run like Ctrl-C: the finally below stops every process started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    interrupted = False
+    try:
+        run.execute()
+        redis_version = run.redis.version()
+    except KeyboardInterrupt:
+        interrupted = True
+        redis_version = "?"
+        print("\ninterrupted: stopping workers and Redis", flush=True)
+    finally:
+        run.close()
+    full = {
+        "date": date,
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
+        "quick": args.quick,
+        "interrupted": interrupted,
+        "frameworks": args.frameworks,
+        "workloads": args.workloads,
+        "versions": run.versions,
+        "redis_version": redis_version,
+        "postgres_version": getattr(run, "pg_version", None),
+        "environment": services.machine(),
+        "results": run.results,
+        "notes": NOTES,
+        "wall_seconds": time.monotonic() - began,
+        "busy_steps": run.busy_steps(),
+        "logs": str(run.logs),
+    }
+    print()
+    print(report.render(full, markdown=False))
+    if full["busy_steps"]:
+        print("\nwarning: other processes used CPU during these steps: "
+              + ", ".join(full["busy_steps"]))
+    print(f"\nwall time {full['wall_seconds']:.0f} s; logs in {run.logs}")
+    if not args.no_save and not interrupted:
+        for path in report.save(full, Path(args.out_dir)):
+            print(f"wrote {path}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

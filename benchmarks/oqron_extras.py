@@ -1,0 +1,151 @@
+"""Workloads only oqron runs: throughput against queue depth, crash requeue, leader failover and
+dead-node recovery. Each gets the oqron driver (its container talks to the same adapters as the
+masters it starts) and the private Redis, flushed before the step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import time
+from typing import Any
+
+import redis
+
+from oqron.runtime.nodes import live_nodes
+
+from .frameworks import Driver
+from .procs import Worker, wait_for
+from .tasks import common
+from .workloads import NOOP, _drain, start_worker
+
+#: The lock key of the leader election with one shard (oqron.runtime.leader.Leadership).
+LEADER_KEY = "scheduler:leader"
+
+
+def depth(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
+    """Drain the first ``n`` jobs of a queue holding ``depth`` jobs."""
+    queued, n = p["depth"], min(p["n"], p["depth"])
+    out = _drain(driver, r, n, [NOOP] * queued, p, target=n)
+    out.update(depth=queued, jobs_s=(n - 1) / out["first_to_last_s"],
+               jobs_s_from_start=n / out["start_to_last_s"], enqueue_jobs_s=queued / out["enqueue_seconds"])
+    return out
+
+
+def _starts(r: redis.Redis) -> list[tuple[int, str, float]]:
+    rows = []
+    for raw in r.lrange(common.STARTS, 0, -1):
+        pid, ref, stamp = raw.decode().split()
+        rows.append((int(pid), ref, float(stamp)))
+    return rows
+
+
+def crash(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
+    """kill -9 the child running a job; time until the job's record leaves ``active`` (requeued:
+    waiting, or delayed by a zero backoff) and until it runs again in the other child. The
+    driver must be on the ``crashy`` queue (retries without backoff)."""
+    trials = [_crash_trial(driver, r, p, f"crash{n}") for n in range(p.get("trials", 3))]
+    requeued = [t[0] for t in trials]
+    rerun = [t[1] for t in trials]
+    return {"trials": len(trials), "ms": statistics.median(requeued), "max_ms": max(requeued),
+            "rerun_ms": statistics.median(rerun), "samples_ms": requeued, "rerun_samples_ms": rerun,
+            "status_seen": [t[2] for t in trials]}
+
+
+def _crash_trial(driver: Driver, r: redis.Redis, p: dict[str, Any], ref: str) -> tuple[float, float, str]:
+    r.flushall()
+    worker = start_worker(driver, 2, p["log_dir"])
+    try:
+        job = driver.queue.add({"kind": "sleep", "seconds": 60, "ref": ref})
+        pid = wait_for(lambda: next((s[0] for s in _starts(r) if s[1] == ref), None), 30,
+                       interval=0.005, what="the job to start")
+        os.kill(pid, signal.SIGKILL)
+        killed = time.time()
+
+        def left_active() -> str | None:
+            if len(_starts(r)) > 1:
+                return "active again"
+            status = driver.queue.get_job(job.id).status
+            return status if status != "active" else None
+
+        status = wait_for(left_active, 30, interval=0.002, what="the killed child's job to be requeued")
+        seen = time.time()
+        wait_for(lambda: len(_starts(r)) > 1, 30, interval=0.002, what="the job to run again")
+        again = _starts(r)[1][2]
+    finally:
+        worker.stop()
+    return (min(seen, again) - killed) * 1000, (again - killed) * 1000, status
+
+
+def _leader_pid(driver: Driver) -> int | None:
+    owner = driver.kit.lock.owner(LEADER_KEY)
+    if owner is None:
+        return None
+    for node in live_nodes(driver.kit.storage):
+        if node["node_id"] == owner:
+            return int(node["pid"])
+    return None
+
+
+def failover(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
+    """Two masters; kill -9 the leader (whole session); time until the lock has a new owner.
+    Repeated with a fresh standby each trial."""
+    masters: list[Worker] = []
+    samples = []
+
+    def spawn() -> Worker:
+        worker = start_worker(driver, 1, p["log_dir"])
+        masters.append(worker)
+        return worker
+
+    try:
+        spawn()
+        spawn()
+        for _ in range(p.get("trials", 2)):
+            samples.append(_failover_trial(driver, [m for m in masters if m.running()]))
+            spawn()
+    finally:
+        for master in masters:
+            master.stop()
+    return {"trials": len(samples), "s": statistics.median(samples), "max_s": max(samples),
+            "samples_s": samples}
+
+
+def _failover_trial(driver: Driver, live: list[Worker]) -> float:
+    pid = wait_for(lambda: _leader_pid(driver), 20, what="a leader")
+    victim = next(m for m in live if m.pid == pid)
+    old_owner = driver.kit.lock.owner(LEADER_KEY)
+    wait_for(lambda: len(live_nodes(driver.kit.storage)) >= len(live), 20, what="the standby to register")
+    victim.stop()
+    killed = time.monotonic()
+    wait_for(lambda: driver.kit.lock.owner(LEADER_KEY) not in (None, old_owner), 20, interval=0.005,
+             what="a new leader")
+    return time.monotonic() - killed
+
+
+def dead_node(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
+    """Node A runs a long job; node B is idle; kill -9 all of A; time until B runs the job."""
+    lease_ttl = p.get("lease_ttl", 10.0)
+    argv_extra = ["--lease-ttl", str(lease_ttl)]
+    a = Worker(driver.worker_argv(1) + argv_extra, driver.worker_env(),
+               os.path.join(p["log_dir"], "oqron-node-a.log")).start()
+    b = None
+    try:
+        driver.queue.add({"kind": "sleep", "seconds": 120, "ref": "dead-node"})
+        wait_for(lambda: _starts(r), 30, interval=0.005, what="the job to start on node A")
+        b = Worker(driver.worker_argv(1) + argv_extra, driver.worker_env(),
+                   os.path.join(p["log_dir"], "oqron-node-b.log")).start()
+        wait_for(lambda: len(live_nodes(driver.kit.storage)) >= 2, 20, what="node B to register")
+        a.stop()
+        killed = time.time()
+        wait_for(lambda: len(_starts(r)) >= 2, lease_ttl + 40, interval=0.01,
+                 what="the dead node's job to run again")
+        rerun = _starts(r)[1][2] - killed
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+    return {"lease_ttl_s": lease_ttl, "s": rerun, "target_s": lease_ttl + 2}
+
+
+WORKLOADS = {"depth": depth, "crash": crash, "failover": failover, "dead_node": dead_node}

@@ -1,0 +1,1 @@
+"""Worker-side modules: one per framework, each importing only that framework and ``common``."""
