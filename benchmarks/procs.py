@@ -18,20 +18,43 @@ TAG_VAR = "BENCH_TAG"
 
 
 def tagged(tag: str) -> list[int]:
-    """Pids of live processes whose environment holds ``BENCH_TAG=tag`` (never this process)."""
+    """Pids of live processes whose environment holds ``BENCH_TAG=tag``, and their descendants
+    (setproctitle, which oqron uses, overwrites a process's environ block), never this one."""
     needle = f"{TAG_VAR}={tag}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
+    parents = parent_map()
+    found = set()
+    for pid in parents:
         try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                environ = handle.read().split(b"\0")
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0"):
+                    found.add(pid)
         except OSError:
             continue
-        if needle in environ:
-            found.append(int(entry))
-    return found
+    found |= {pid for pid in parents if any(a in found for a in ancestors(pid, parents))}
+    found.discard(os.getpid())
+    return sorted(found)
+
+
+def parent_map() -> dict[int, int]:
+    """pid -> parent pid of every live process."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                parents[int(entry)] = int(handle.read().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
+def ancestors(pid: int, parents: dict[int, int]) -> list[int]:
+    chain = []
+    while pid in parents and parents[pid] > 1 and len(chain) < 64:
+        pid = parents[pid]
+        chain.append(pid)
+    return chain
 
 
 def kill_tagged(tag: str, timeout: float = 5.0) -> int:

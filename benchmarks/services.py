@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from .procs import ancestors, parent_map
+
 HERE = Path(__file__).resolve().parent
 PEERS_VENV = HERE / ".venv-peers"
 PEER_PACKAGES = ["celery[redis]", "rq", "dramatiq[redis]", "huey", "redis", "hiredis"]
@@ -180,13 +182,17 @@ class ForeignLoad:
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def _is_ours(self, pid: int) -> bool:
+    def _is_ours(self, pid: int, parents: dict[int, int]) -> bool:
+        """Tagged, or a descendant of a tagged process (setproctitle overwrites the environ
+        block of oqron's processes)."""
         if pid not in self.ours:
             try:
                 with open(f"/proc/{pid}/environ", "rb") as handle:
                     self.ours[pid] = self.needle in handle.read() or pid in self.exclude
             except OSError:
                 self.ours[pid] = True  # gone or unreadable: don't count it
+            if not self.ours[pid]:
+                self.ours[pid] = any(self._is_ours(a, parents) for a in ancestors(pid, parents)[:1])
         return self.ours[pid]
 
     def _sample(self) -> None:
@@ -201,8 +207,9 @@ class ForeignLoad:
             except (OSError, IndexError):
                 continue
             current[pid] = int(fields[11]) + int(fields[12])
+        parents = parent_map()
         for pid, ticks in current.items():
-            if pid in self.last and not self._is_ours(pid):
+            if pid in self.last and not self._is_ours(pid, parents):
                 self.foreign_ticks += max(0, ticks - self.last[pid])
         self.last = current
 

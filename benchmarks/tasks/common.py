@@ -7,7 +7,8 @@ Keys (the database is flushed between steps):
 * ``bench:target``  completion count whose time the driver wants (set by the driver);
 * ``bench:times``   hash: ``first`` and ``target`` -> time.time() of that completion;
 * ``bench:starts``  list of "pid job-ref time" written at handler start (latency, crash tests);
-* ``bench:lat``     list of seconds from the producer's timestamp to handler start.
+* ``bench:lat``     list of seconds from the producer's timestamp to handler start;
+* ``bench:busy``    CPU seconds CPU-bound handlers spent on their work (INCRBYFLOAT by ``done``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ TARGET = "bench:target"
 TIMES = "bench:times"
 STARTS = "bench:starts"
 LATENCY = "bench:lat"
+BUSY = "bench:busy"
 
 # One round trip: count the completion and stamp the first one and the target one.
 _DONE_LUA = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('HSET', KEYS[3], 'first', ARGV[1]) end
 if n == tonumber(redis.call('GET', KEYS[2]) or '-1') then redis.call('HSET', KEYS[3], 'target', ARGV[1]) end
+if ARGV[2] ~= '0' then redis.call('INCRBYFLOAT', KEYS[4], ARGV[2]) end
 return n
 """
 
@@ -46,10 +49,10 @@ def client() -> redis.Redis:
     return _client
 
 
-def done() -> None:
+def done(busy: float = 0.0) -> None:
     client()
     assert _done_script is not None
-    _done_script(keys=[DONE, TARGET, TIMES], args=[repr(time.time())])
+    _done_script(keys=[DONE, TARGET, TIMES, BUSY], args=[repr(time.time()), repr(busy)])
 
 
 def cpu_work(loops: int) -> int:
@@ -68,8 +71,11 @@ def run(data: dict) -> None:
         client().rpush(LATENCY, repr(started - data["sent"]))
         return
     if kind == "cpu":
+        started = time.thread_time()  # CPU time: time stolen by other processes is not work
         cpu_work(data["loops"])
-    elif kind == "sleep":
+        done(time.thread_time() - started)
+        return
+    if kind == "sleep":
         client().rpush(STARTS, f"{os.getpid()} {data.get('ref', '')} {time.time()!r}")
         time.sleep(data["seconds"])
     done()
