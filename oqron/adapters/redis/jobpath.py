@@ -27,6 +27,10 @@ TIMELINE_CAP = 100
 assert APPEND_CAPS["timeline"] == TIMELINE_CAP
 
 
+#: Forks of this process so far: cheaper to compare on every job than os.getpid() (a system call).
+_forks = [0]
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
 #: Every queue has 7 keys (see lib.lua); a finish also names the consumer's set.
 QUEUE_KEYS = 7
 #: job_add's fixed arguments before the records.
@@ -94,7 +98,7 @@ class RedisJobPath(JobPath):
         self._queue_keys: dict[str, bytes] = {}
         self._add_heads: dict[tuple[Any, ...], bytes] = {}
         self._consumer: Any = None
-        self._consumer_pid = -1
+        self._consumer_forks = -1
         self._add_script = PackedScript(script_source("job_add"))
         self._take_script = PackedScript(script_source("job_take"))
         self._finish_script = PackedScript(script_source("job_finish"))
@@ -106,9 +110,8 @@ class RedisJobPath(JobPath):
     def consumer_client(self) -> Any:
         """A connection of its own for the consumer loop: no pool checkout per call (the loop
         is one thread; producers keep using the pooled client)."""
-        pid = os.getpid()
-        if self._consumer_pid != pid:  # first use, or forked since
-            self._consumer, self._consumer_pid = client_for(self.broker.url, single=True), pid
+        if self._consumer_forks != _forks[0]:  # first use, or forked since
+            self._consumer, self._consumer_forks = client_for(self.broker.url, single=True), _forks[0]
         return self._consumer
 
     @translate_errors

@@ -23,7 +23,12 @@ Call = tuple[int, int, bytes]
 
 def bulk(value: str | int | bytes) -> bytes:
     """One RESP bulk string."""
-    data = value if isinstance(value, bytes) else str(value).encode()
+    if isinstance(value, str):
+        data = value.encode()
+    elif isinstance(value, bytes):
+        data = value
+    else:
+        data = str(value).encode()
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 

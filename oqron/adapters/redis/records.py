@@ -11,6 +11,8 @@ from ...job import OPTIONAL_FIELDS
 from ..base import APPEND_CAPS
 
 RAW_FIELDS = frozenset({"id", "queue", "status"})
+_SCALAR_DEFAULTS = {k: v for k, v in OPTIONAL_FIELDS.items() if v != []}
+_LIST_DEFAULTS = tuple(k for k, v in OPTIONAL_FIELDS.items() if v == [])
 _dumps = codec.dumps
 
 
@@ -57,10 +59,12 @@ def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
         record = _decode_whole(flat)
     except ValueError:
         record = _decode_fields(flat)
-    for field, default in OPTIONAL_FIELDS.items():
-        if field not in record:
-            record[field] = [] if default == [] else default
-    return record
+    filled = dict(_SCALAR_DEFAULTS)
+    filled.update(record)
+    for field in _LIST_DEFAULTS:
+        if field not in filled:
+            filled[field] = []  # a list of its own: records are mutable
+    return filled
 
 
 def _decode_whole(flat: Mapping[str, str]) -> dict[str, Any]:
