@@ -331,7 +331,11 @@ class Master:
         expected = (child.stopping and code == 0) or child.shutdown_kill
         level = logging.INFO if expected else logging.WARNING
         log.log(level, "worker %d (pid %d) %s", child.number, child.pid, reason)
-        if not child.booted:  # died before it could take a job: slow down, don't fork in a loop
+        # Died before it could take a job, or failed soon after booting while holding none (a
+        # bug outside any job; recycling exits 0): slow down rather than fork in a loop.
+        crashed_idle = (code != 0 and not expected and child.job is None
+                        and time.monotonic() - child.spawned < 2.0)
+        if not child.booted or crashed_idle:
             self.spawn_delay = min(5.0, max(0.1, self.spawn_delay * 2))
             self.next_spawn = time.monotonic() + self.spawn_delay
         self.pending_recovery.append((child, status))
@@ -385,7 +389,7 @@ class Master:
             free = (n for n in range(1, self.workers + 1) if n not in used)
             for _ in range(self.workers - len(current)):
                 self.spawn_child(next(free))
-        if self.spawn_delay and all(time.monotonic() - c.spawned > 10 for c in current):
+        if self.spawn_delay and current and all(time.monotonic() - c.spawned > 10 for c in current):
             self.spawn_delay = 0.0
 
     def spawn_child(self, number: int) -> None:

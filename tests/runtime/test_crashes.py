@@ -188,3 +188,31 @@ def test_corrupt_record_fails_the_job(master: MasterProcess, kit: Container) -> 
     corrupt_record(kit.storage, corrupt.id)
     wait_for(lambda: raw_status(kit.storage, corrupt.id) == "failed", 20, message="corrupt job failed")
     assert queue("quick").add({"n": 2}).wait(timeout=20) == {"n": 2}
+
+
+CRASHES_WHEN_IDLE = """
+import threading
+
+queue("idle").handler(lambda ctx: None)
+
+def _crash_soon():  # stands for a bug outside any job: the child dies while it holds nothing
+    threading.Timer(0.2, lambda: os._exit(1)).start()
+
+os.register_at_fork(after_in_child=_crash_soon)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_children_crashing_outside_jobs_are_respawned_with_backoff(
+    spawn_master: Callable[..., MasterProcess],
+) -> None:
+    process = spawn_master(CRASHES_WHEN_IDLE, "--workers", "1")
+    wait_for(lambda: process.log().count("exited with code 1") >= 3, 20, message="a few crashes")
+    first = time.monotonic()
+    crashes = process.log().count("exited with code 1")
+    deadline = first + 4.0
+    while time.monotonic() < deadline:
+        assert process.process is not None and process.process.poll() is None, process.log()
+        time.sleep(0.1)
+    # Forking again at once would crash ~15 times in 4 s; the backoff (up to 5 s) allows a few.
+    assert process.log().count("exited with code 1") - crashes <= 5, process.log()
