@@ -65,14 +65,12 @@ def _packed_records(records: Sequence[Mapping[str, Any]], uniform: bool) -> tupl
         if template is None or (not uniform and any(
             record[k] is not v and record[k] != v for k, v in template.items()
         )):
-            fields = encode_new(record)
             template = {k: v for k, v in record.items() if k not in ("id", "data")}
-            data_at = fields.index("data") if "data" in fields[::2] else -1
-            shared = fields if data_at < 0 else fields[:data_at] + fields[data_at + 2:]
+            shared = encode_new(template)  # every new record has data; it is packed per record
             rest = pack(shared)
-            width = len(fields) // 2
-        data = [b"data", codec.dumps(record["data"]).encode()] if "data" in record else []
-        parts.append(pack([record["id"], record["status"], width]) + pack(data) + rest)
+            width = len(shared) // 2 + 1
+        data = codec.dumpb(record["data"])
+        parts.append(pack([record["id"], record["status"], width, "data", data]) + rest)
         count += 3 + 2 * width
     return count, b"".join(parts)
 

@@ -62,19 +62,15 @@ class PackedScript:
         replies = [self(client, *calls[0])]
         if len(calls) == 1:
             return replies
-        pool = client.connection_pool
-        connection = pool.get_connection()
-        try:
-            for call in calls[1:]:
-                connection.send_packed_command([self.command(*call)])
-            failure: Exception | None = None
-            for _ in calls[1:]:
-                try:
-                    replies.append(connection.read_response())
-                except redis.ResponseError as exc:  # keep reading: the others did run
-                    failure = failure or exc
-        finally:
-            pool.release(connection)
+        connection = thread_connection(client)
+        for call in calls[1:]:
+            connection.send_packed_command([self.command(*call)])
+        failure: Exception | None = None
+        for _ in calls[1:]:
+            try:
+                replies.append(connection.read_response())
+            except redis.ResponseError as exc:  # keep reading: the others did run
+                failure = failure or exc
         if failure is not None:
             raise failure
         return replies
