@@ -358,10 +358,14 @@ class Master:
     def _recover_jobs(self, child: ChildHandle, status: int) -> None:
         lifecycle = self.container.lifecycle
         reason, _ = describe_exit(status)
+        running = child.job.lease.job_id if child.job is not None else None
         for lease in self.container.broker.leases_of(child.consumer):
             queue = registry.queues.get(lease.queue)
             if child.shutdown_kill:
                 lifecycle.release_lease(lease, "requeued: worker stopped by shutdown")
+                outcome = "requeued"
+            elif lease.job_id != running:  # taken but never run (the child says "start" first)
+                lifecycle.release_lease(lease, f"requeued: worker {child.number} stopped before running it")
                 outcome = "requeued"
             elif child.aborted_at is not None:
                 timeout = queue.timeout if queue is not None else None

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from oqron import Container, queue
+from oqron.runtime.nodes import live_nodes
 from tests.support.master import MasterProcess, alive
 from tests.support.records import corrupt_record, raw_status
 from tests.support.wait import wait_for
@@ -216,3 +217,23 @@ def test_children_crashing_outside_jobs_are_respawned_with_backoff(
         time.sleep(0.1)
     # Forking again at once would crash ~15 times in 4 s; the backoff (up to 5 s) allows a few.
     assert process.log().count("exited with code 1") - crashes <= 5, process.log()
+
+
+@pytest.mark.timeout(60)
+def test_job_taken_but_never_run_goes_back_without_an_attempt(
+    kit: Container, spawn_master: Callable[..., MasterProcess]
+) -> None:
+    """A child killed between taking a job and running it (the take's reply was in flight) did
+    not run it: the job goes back to waiting with its attempt refunded, not failed as a crash."""
+    master = spawn_master('queue("served").handler(lambda ctx: 1)\nqueue("held")\n',
+                          "--workers", "1", "--queues", "served", "--lease-ttl", "30")
+    [worker] = master.wait_workers(1)
+    node = wait_for(lambda: live_nodes(kit.storage), 10, message="node registered")[0]["node_id"]
+    job = queue("held").add({})
+    claimed = kit.lifecycle.claim(["held"], f"{node}/1/{worker}", 30.0)  # as the worker's take
+    assert claimed is not None and claimed.job_id == job.id and job.refresh().status == "active"
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: job.refresh().status == "waiting", 10, message="job back to waiting")
+    assert job.attempts_made == 0 and job.error is None
+    assert job.timeline[-1]["reason"] == "requeued: worker 1 stopped before running it"
+    assert queue("served").add({}).wait(timeout=20) == 1  # a replacement serves on

@@ -17,7 +17,7 @@ from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
 from .connection import MAX_BLOCK, client_for, script_source, translate_errors
-from .packed import PackedScript, bulk, pack
+from .packed import PackedScript, bulk, command, pack
 from .records import decode_record, encode_fields, encode_new
 from .storage import RedisStorage
 
@@ -49,8 +49,9 @@ class TakeParts:
     before: bytes  # the arguments before the start time
     after: bytes  # and after it
 
-    def args(self, started: float) -> bytes:
-        return self.before + bulk(codec.dumps(started)) + self.after
+    def args(self, started: float | None) -> bytes:
+        """None: the server's clock gives the start time (a take sent before a blocking wait)."""
+        return self.before + (b"$0\r\n\r\n" if started is None else bulk(codec.dumps(started))) + self.after
 
 
 def _packed_records(records: Sequence[Mapping[str, Any]], uniform: bool) -> tuple[int, bytes]:
@@ -177,10 +178,11 @@ class RedisJobPath(JobPath):
     def take(self, request: TakeRequest, timeout: float = 0.0) -> Claimed | None:
         markers = [self.broker.marker_key(queue) for queue in request.queues]
         deadline = time.monotonic() + timeout
+        parts = self._take(request)
+        client = self.consumer_client
+        reply = self._take_script(client, parts.numkeys, parts.numkeys + parts.numargs,
+                                  parts.keys + parts.args(time.time()))
         while True:
-            parts = self._take(request)
-            reply = self._take_script(self.consumer_client, parts.numkeys, parts.numkeys + parts.numargs,
-                                      parts.keys + parts.args(time.time()))
             taken = self._taken(request, reply)
             if not isinstance(taken, int):
                 return taken
@@ -188,7 +190,11 @@ class RedisJobPath(JobPath):
             if remaining <= 0:
                 return None
             wait = remaining if taken < 0 else min(remaining, taken / 1000 + 0.001)
-            self.consumer_client.bzpopmin(markers, timeout=max(0.001, min(wait, MAX_BLOCK)))
+            # Wait for a marker and take in one send: the take runs as soon as the wait ends,
+            # so a woken consumer gets its job in the wait's own round trip.
+            block = command("BZPOPMIN", *markers, f"{max(0.001, min(wait, MAX_BLOCK)):.3f}")
+            _, reply = self._take_script.after(client, block, parts.numkeys, parts.numkeys + parts.numargs,
+                                               parts.keys + parts.args(None))
 
     def _finish(
         self, claimed: Claimed, changes: Mapping[str, Any], entry: Mapping[str, Any], ack: bool, delay: float

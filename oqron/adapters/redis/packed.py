@@ -55,6 +55,21 @@ class PackedScript:
                 return self._call(client, client.connection, command)
         return self._call(client, thread_connection(client), command)
 
+    def after(self, client: Client, first: bytes, numkeys: int, items: int, body: bytes) -> tuple[Any, Any]:
+        """Send the packed command ``first`` and this call together; the server runs the call
+        as soon as ``first`` returns. With a blocking ``first`` (BZPOPMIN) the call runs the
+        moment the wait ends, without a round trip back to the client in between."""
+        command = self.command(numkeys, items, body)
+        with client.single_connection_lock:
+            connection = client.connection
+            _send_only(connection, first + command)
+            waited = connection.read_response()
+            try:
+                return waited, connection.read_response()
+            except redis.exceptions.NoScriptError:
+                client.script_load(self.source)
+                return waited, _send(connection, command)
+
     def pipeline(self, client: Client, calls: Sequence[Call]) -> list[Any]:
         """Calls sent together and their replies read after: the server runs one while the
         client packs the next. The first call goes alone, so that a missing script is loaded
@@ -99,11 +114,21 @@ def thread_connection(client: Client) -> Any:
     return held[1]
 
 
-def _send(connection: Any, command: bytes) -> Any:
-    """Send and read the reply. A connection found dead while sending (the server restarted
+def _send_only(connection: Any, command: bytes) -> None:
+    """Send without reading. A connection found dead while sending (the server restarted
     since its last use) is reopened once: the command cannot have run."""
     try:
         connection.send_packed_command([command])
     except redis.ConnectionError:
         connection.send_packed_command([command])
+
+
+def _send(connection: Any, command: bytes) -> Any:
+    """Send and read the reply."""
+    _send_only(connection, command)
     return connection.read_response()
+
+
+def command(*values: str | int | bytes) -> bytes:
+    """A whole command in RESP."""
+    return b"*%d\r\n%s" % (len(values), pack(values))

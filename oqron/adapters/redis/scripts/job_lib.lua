@@ -57,12 +57,13 @@ end
 -- A[1] consumer id (also the worker id)      A[2] lease ttl in ms
 -- A[3] max delayed jobs promoted per call    A[4] now in ms ("" = server clock)
 -- A[5] prefix of record keys                 A[6] worker id, JSON-encoded
--- A[7] start time in seconds, JSON-encoded   A[8] project, JSON-encoded
+-- A[7] start time in seconds, JSON-encoded ("" = now)   A[8] project, JSON-encoded
 -- A[9] environment, JSON-encoded             A[10] ms to set a foreign job aside
 -- then per queue: name, default max attempts (same order as the key groups)
 -- Returns {queue, id, token, started record (flat)} or {"", ms until the next delayed job (-1)}.
 local function take_job(K, A)
   local ttl, limit, now = tonumber(A[2]), tonumber(A[3]), clock(A[4])
+  if A[7] == '' then A[7] = string.format('%.3f', now / 1000) end
   local groups = (#A - 10) / 2
   for _ = 0, 100 do
     local next_due, progressed = -1, false
