@@ -45,13 +45,15 @@ NOTES = [
     "N / (last completion - worker process start). RQ drains fewer jobs (max_drain_jobs) because it "
     "forks per job and would not finish 20,000 in the time budget.",
     "CPU-bound: 200 jobs of a pure-Python loop calibrated to ~20 ms in the orchestrator; efficiency = "
-    "(jobs * single-job time measured in the step's interpreter / 2) / (last completion - first "
-    "completion + one job).",
+    "(CPU seconds the handlers spent in the loop, measured inside them with thread_time) / 2 / "
+    "(last completion - first completion + one job). The calibrated ideal is kept in the JSON "
+    "(efficiency_vs_calibration) but the VM's CPU speed drifts too much between calibration and run.",
     "latency: with the worker idle, jobs are added 10 ms apart carrying time.time(); the handler "
     "pushes (its start time - that time) to a Redis list. Percentiles are nearest-rank. A framework "
     "that cannot run 100 jobs/s (RQ) builds a backlog, so its latency is mostly queueing time.",
-    "oqron only: queue depth drains the first 20,000 of a queue holding D jobs (D added with "
-    "add_bulk in chunks of 20,000 before the master starts); crash = kill -9 of the child running a "
+    "oqron only: queue depth drains 20,000 jobs from a queue holding D jobs (D added with "
+    "add_bulk in chunks of 20,000 before the master starts), three times, topping the queue back "
+    "up to D between drains; the figure is the median drain; crash = kill -9 of the child running a "
     "job on a queue with zero retry backoff, time until the job record leaves `active` (or the job "
     "starts again in the other child); failover = two masters, kill -9 of the leader's session, time "
     "until the lock `scheduler:leader` has a new owner; dead node = kill -9 of a whole master "

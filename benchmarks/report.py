@@ -72,7 +72,8 @@ def oqron_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     depths = sorted((s for k, s in steps.items() if k.startswith("depth_") and s.get("ok")),
                     key=lambda s: s["depth"])
     for step in depths:
-        rows.append([f"drain {step['jobs']:,} of a queue {step['depth']:,} deep (jobs/s)",
+        rows.append([f"drain {step['jobs']:,} of a queue {step['depth']:,} deep (jobs/s, median of "
+                     f"{step.get('repeats', 1)})",
                      f"{step['jobs_s']:,.0f}", f"(add_bulk {step['enqueue_jobs_s']:,.0f} jobs/s)"])
     if len(depths) >= 2:
         spread = max(s["jobs_s"] for s in depths) / min(s["jobs_s"] for s in depths) - 1

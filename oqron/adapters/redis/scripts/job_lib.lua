@@ -16,8 +16,8 @@ local function max_attempts_of(options, default)
 end
 
 -- Start the attempt of a freshly leased id, or deal with it (drop a missing/final record, set a
--- foreign one aside). A: see take_job. Returns the started record (flat, as HGETALL would
--- give it now) or nil if the job does not start.
+-- foreign one aside). A: see take_job. Returns the started record (flat: the fields as read,
+-- then the changed ones again with their new values) or nil if the job does not start.
 local function start_attempt(K, A, q, queue, id, token, default_max, now)
   local key = A[5] .. 'job:' .. id
   local flat = redis.call('HGETALL', key)
@@ -43,13 +43,8 @@ local function start_attempt(K, A, q, queue, id, token, default_max, now)
     'timeline', appended(record['timeline'], entry, TIMELINE_CAP)}
   redis.call('HSET', key, unpack(changes))
   move_index(A[5], id, queue, status, 'active', now)
-  for j = 1, #changes, 2 do record[changes[j]] = changes[j + 1] end
-  local started = {}
-  for field, value in pairs(record) do
-    started[#started + 1] = field
-    started[#started + 1] = value
-  end
-  return started
+  for j = 1, #changes do flat[#flat + 1] = changes[j] end  -- later pairs win when decoded
+  return flat
 end
 
 -- take_job: claim the next runnable job and start it.
