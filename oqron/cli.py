@@ -107,6 +107,7 @@ def connect(config: Config) -> Container:
 @click.option("--modules", help="modules to switch on (comma-separated)")
 @click.option("--max-jobs-per-child", help="recycle a child after N jobs")
 @click.option("--max-memory-per-child", help="recycle a child above N MiB RSS")
+@click.option("--prefetch", help="most jobs a child takes at once while its jobs run short (1: one by one)")
 @click.option("--graceful-timeout", help="seconds running jobs may finish on TERM")
 @click.option("--lease-ttl", help="seconds a claimed job stays leased without renewal")
 @click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR")

@@ -53,6 +53,7 @@ class Config:
     lease_ttl: float = 10.0
     max_stalled_count: int = 2
     max_jobs_per_child: int | None = None
+    prefetch: int = 8
     max_memory_per_child: int | None = None
     graceful_timeout: float = 25.0
     kill_grace: float = 2.0
@@ -242,6 +243,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("lease_ttl", _float(0.0, exclusive=True), "seconds a claimed job stays leased"),
         Setting("max_stalled_count", _int(0), "stalls tolerated before a job fails"),
         Setting("max_jobs_per_child", _int(1, optional=True), "recycle a child after N jobs"),
+        Setting("prefetch", _int(1), "most jobs a child takes at once while they run short (1: one by one)"),
         Setting("max_memory_per_child", _int(1, optional=True), "recycle a child above N MiB RSS"),
         Setting("graceful_timeout", _float(0.0), "warm shutdown: seconds running jobs may finish"),
         Setting("kill_grace", _float(0.0), "hard timeout: seconds between SIGTERM and SIGKILL"),

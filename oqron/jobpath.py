@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,13 +43,24 @@ class Claimed:
 
     lease: Lease
     record: dict[str, Any]
+    #: Taken in a batch behind another job: its handler starts later than its attempt did.
+    prefetched: bool = False
 
     @property
     def job_id(self) -> str:
         return self.lease.job_id
 
 
+#: Told how a finish sent with ``finish_later`` went: the job's children ids, or None when the
+#: attempt no longer owned the job (its end was refused).
+Finished = Callable[[list[str] | None], None]
+
+
 class JobPath:
+    #: Whether finishes can be pipelined and several jobs taken per round trip (a child then
+    #: takes short jobs in batches); the generic path does each step on its own.
+    batches = False
+
     def __init__(self, storage: Storage, broker: Broker, config: Config) -> None:
         self.storage = storage
         self.broker = broker
@@ -97,6 +108,12 @@ class JobPath:
                 raise
             if claimed is not None:
                 return claimed
+
+    def take_many(self, request: TakeRequest, count: int, timeout: float = 0.0) -> list[Claimed]:
+        """Up to ``count`` jobs taken and started at once (at least one unless none came within
+        ``timeout``). The generic path takes one."""
+        claimed = self.take(request, timeout)
+        return [] if claimed is None else [claimed]
 
     def _give_back(self, lease: Lease) -> None:
         """Storage failed between claim and start (it may live on another server than the
@@ -185,10 +202,11 @@ class JobPath:
         ack: bool,
         delay: float = 0.0,
         then: TakeRequest | None = None,
-    ) -> tuple[list[str], Claimed | None]:
+        count: int = 1,
+    ) -> tuple[list[str], list[Claimed]]:
         """Write the attempt's end if it still owns the record (else ``LeaseLost``), then ack or
         nack the lease. Returns the job's children ids as they are now (for dependencies) and,
-        when ``then`` asks for it, the next job, already started (None if none is ready)."""
+        when ``then`` asks for them, up to ``count`` next jobs, already started."""
         if not self.storage.update_job(
             claimed.job_id,
             changes,
@@ -215,14 +233,37 @@ class JobPath:
                 fresh = None
             children = list((fresh or claimed.record).get("children_ids") or [])
         if then is None:
-            return children, None
+            return children, []
         try:
-            return children, self.take(then)
+            return children, self.take_many(then, count)
         except AdapterError as exc:
             # The end is recorded: failing now would have the caller write it again and be
             # refused. The consumer claims its next job the ordinary way, with its own backoff.
             log.debug("job %s recorded; taking the next job failed: %s", claimed.job_id, exc)
-            return children, None
+            return children, []
+
+    def finish_later(
+        self,
+        claimed: Claimed,
+        changes: Mapping[str, Any],
+        entry: Mapping[str, Any],
+        *,
+        ack: bool,
+        delay: float,
+        finished: Finished,
+    ) -> None:
+        """Like ``finish``, but a path that pipelines may send it and return at once; ``finished``
+        is called when the reply is read (at the latest with the next step on this path). The
+        generic path records it now."""
+        try:
+            children, _ = self.finish(claimed, changes, entry, ack=ack, delay=delay)
+        except LeaseLost:
+            finished(None)
+        else:
+            finished(children)
+
+    def flush(self) -> None:
+        """Wait for the replies of finishes sent with ``finish_later``."""
 
 
 def job_path(storage: Storage, broker: Broker, config: Config) -> JobPath:

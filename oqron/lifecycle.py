@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("oqron.lifecycle")
 DEFAULT_RETRIES = Retries()
 
-__all__ = ["AddOptions", "Claimed", "Lifecycle", "TakeRequest"]
+__all__ = ["AddOptions", "Claimed", "Ending", "Lifecycle", "TakeRequest"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,23 @@ class AddOptions:
     triggered_by: str = "api"
     remove_on_complete: Any = None
     remove_on_fail: Any = None
+
+
+@dataclass
+class Ending:
+    """How an attempt ended, ready to be recorded: the record's changes and timeline entry, and
+    whether the job is done with (ack) or runs again after ``delay`` (nack)."""
+
+    claimed: Claimed
+    changes: dict[str, Any]
+    entry: dict[str, Any]
+    ack: bool
+    delay: float
+    queue: Queue | None
+
+    @property
+    def status(self) -> str:
+        return str(self.changes["status"])
 
 
 class Lifecycle:
@@ -191,6 +208,12 @@ class Lifecycle:
         retry policy (the registry when omitted)."""
         return self.path.take(self.take_request(queues, consumer, lease_ttl, definitions), timeout)
 
+    def claim_many(
+        self, queues: Sequence[str], consumer: str, lease_ttl: float, count: int, timeout: float = 0.0
+    ) -> list[Claimed]:
+        """Like ``claim``, up to ``count`` jobs at once where the path takes batches."""
+        return self.path.take_many(self.take_request(queues, consumer, lease_ttl), count, timeout)
+
     def take_request(
         self,
         queues: Sequence[str],
@@ -219,15 +242,8 @@ class Lifecycle:
             claimed.job_id, {}, expect={"lease_token": claimed.lease.token}, append={"logs": [entry]}
         )
 
-    def complete(
-        self,
-        claimed: Claimed,
-        return_value: Any,
-        queue: Queue | None = None,
-        then: TakeRequest | None = None,
-    ) -> Claimed | None:
-        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job. With
-        ``then``, also take the next job in the same step and return it."""
+    def completion(self, claimed: Claimed, return_value: Any, queue: Queue | None = None) -> Ending:
+        """The ending of a successful attempt: completed, acked."""
         now = time.time()
         changes = {
             "status": COMPLETED,
@@ -236,26 +252,18 @@ class Lifecycle:
             "progress": 100,
             "lease_token": None,
         }
-        children, taken = self.path.finish(
-            claimed, changes, transition(ACTIVE, COMPLETED, "completed", now), ack=True, then=then
-        )
-        record = {**claimed.record, **changes, "children_ids": children}
-        dag.children_of_finished(self, children)
-        retention.apply(self.storage, record, queue)
-        return taken
+        return Ending(claimed, changes, transition(ACTIVE, COMPLETED, "completed", now), True, 0.0, queue)
 
-    def fail_attempt(
+    def failure(
         self,
         claimed: Claimed,
         error: Mapping[str, Any],
         stacktrace: str | None,
         queue: Queue | None,
         retryable: bool = True,
-        then: TakeRequest | None = None,
-    ) -> tuple[str, Claimed | None]:
-        """Record a failed attempt: retry later if attempts remain (and it is retryable), else
-        fail for good. Returns the new status (and the next job when ``then`` asks for one).
-        ``LeaseLost`` if the attempt is stale."""
+    ) -> Ending:
+        """The ending of a failed attempt: retried later if attempts remain (and it is
+        retryable), else failed for good."""
         record = claimed.record
         retries = queue.retries if queue is not None else DEFAULT_RETRIES
         attempt = int(record.get("attempts_made") or 1)
@@ -273,9 +281,7 @@ class Lifecycle:
                 "queued_at": now,
             }
             reason = f"attempt {attempt} failed: {error.get('type')}; retry in {delay:.3g} s"
-            entry = transition(ACTIVE, status, reason, now)
-            _, taken = self.path.finish(claimed, changes, entry, ack=False, delay=delay, then=then)
-            return status, taken
+            return Ending(claimed, changes, transition(ACTIVE, status, reason, now), False, delay, queue)
         changes = {
             "status": FAILED,
             "error": dict(error),
@@ -284,11 +290,63 @@ class Lifecycle:
             "lease_token": None,
         }
         entry = transition(ACTIVE, FAILED, f"failed: {error.get('type')}", now)
-        children, taken = self.path.finish(claimed, changes, entry, ack=True, then=then)
-        record = {**record, **changes, "children_ids": children}
-        dag.children_of_finished(self, children)
-        retention.apply(self.storage, record, queue)
-        return FAILED, taken
+        return Ending(claimed, changes, entry, True, 0.0, queue)
+
+    def record(self, ending: Ending, then: TakeRequest | None = None, count: int = 1) -> list[Claimed]:
+        """Write an ending and ack or nack; ``LeaseLost`` if the attempt no longer owns the job.
+        With ``then``, also take up to ``count`` next jobs in the same step and return them."""
+        claimed = ending.claimed
+        children, taken = self.path.finish(
+            claimed, ending.changes, ending.entry, ack=ending.ack, delay=ending.delay, then=then, count=count
+        )
+        self._ended(ending, children)
+        return taken
+
+    def record_later(self, ending: Ending, refused: Callable[[Ending], None]) -> None:
+        """Write an ending without waiting for the reply where the path pipelines; what follows
+        it (dependents, retention) runs when the reply is read, ``refused`` if it was refused."""
+
+        def finished(children: list[str] | None) -> None:
+            if children is None:
+                refused(ending)
+            else:
+                self._ended(ending, children)
+
+        self.path.finish_later(ending.claimed, ending.changes, ending.entry, ack=ending.ack,
+                               delay=ending.delay, finished=finished)
+
+    def _ended(self, ending: Ending, children: list[str]) -> None:
+        if ending.ack:
+            record = {**ending.claimed.record, **ending.changes, "children_ids": children}
+            dag.children_of_finished(self, children)
+            retention.apply(self.storage, record, ending.queue)
+
+    def complete(
+        self,
+        claimed: Claimed,
+        return_value: Any,
+        queue: Queue | None = None,
+        then: TakeRequest | None = None,
+    ) -> Claimed | None:
+        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job. With
+        ``then``, also take the next job in the same step and return it."""
+        taken = self.record(self.completion(claimed, return_value, queue), then)
+        return taken[0] if taken else None
+
+    def fail_attempt(
+        self,
+        claimed: Claimed,
+        error: Mapping[str, Any],
+        stacktrace: str | None,
+        queue: Queue | None,
+        retryable: bool = True,
+        then: TakeRequest | None = None,
+    ) -> tuple[str, Claimed | None]:
+        """Record a failed attempt (see ``failure``). Returns the new status (and the next job
+        when ``then`` asks for one). ``LeaseLost`` if the attempt is stale."""
+        ending = self.failure(claimed, error, stacktrace, queue, retryable)
+        taken = self.record(ending, then)
+        return ending.status, taken[0] if taken else None
 
     # --- master side -----------------------------------------------------------------------
 

@@ -18,11 +18,12 @@ import random
 import signal
 import threading
 import time
+from collections import deque
 from types import FrameType
 
 from ..config import Config
 from ..container import Container
-from ..errors import AdapterError
+from ..errors import AdapterError, LeaseLost
 from ..lifecycle import Claimed, Lifecycle
 from ..registry import Registry
 from . import messages
@@ -40,6 +41,9 @@ EXIT_BOOT_ERROR = 70  # could not even start: the master stops rather than fork 
 EXIT_HARD_TIMEOUT = 71  # a job was aborted; the process state is not trusted any more
 CLAIM_WAIT = 5.0
 RECORD_RETRY_WINDOW = 60.0
+#: A job shorter than this lets the child take more per round trip (up to ``prefetch``); one
+#: longer resets it to one at a time and hands back the jobs taken behind it.
+SHORT_JOB = 0.005
 IGNORED_SIGNALS = ("SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU")
 
 
@@ -68,6 +72,8 @@ class Child:
         self.reopen_logs = False
         self.label = f"oqron-worker {number} [{config.project}:{config.environment}]"
         self._busy_title: tuple[str, float] | None = None
+        self.batch = 1  # jobs to take per round trip; grows while jobs run short
+        self.batches = False
 
     # --- boot --------------------------------------------------------------------------------
 
@@ -83,6 +89,7 @@ class Child:
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         random.seed()
         Container.get().after_fork()
+        self.batches = Container.get().lifecycle.path.batches and self.config.prefetch > 1
         threading.Thread(target=self._refresh_title, name="title", daemon=True).start()
         messages.send(self.pipe, {"t": "ready", "pid": os.getpid()})
         set_title(f"{self.label} idle")
@@ -106,63 +113,78 @@ class Child:
         executor = Executor(
             lifecycle, self.registry, self.consumer, record_retry_window=RECORD_RETRY_WINDOW
         )
-        claimed: Claimed | None = None
+        held: deque[Claimed] = deque()  # jobs taken and started, not yet run
         try:
             while True:
-                if claimed is None:
+                if not held:
                     if self.stopping or self._should_recycle():
                         return EXIT_OK
-                    claimed = self._wait_for_job(lifecycle)
-                    if claimed is None:
+                    held.extend(self._wait_for_job(lifecycle))
+                    if not held:
                         if os.getppid() != self.master_pid:
                             return EXIT_OK
                         continue
-                elif self.stopping or self._should_recycle():  # a job came with the last finish
-                    lifecycle.release_lease(claimed.lease, "requeued: worker stopping")
+                elif self.stopping or self._should_recycle():  # jobs came with the last finish
+                    self._release(lifecycle, held, "requeued: worker stopping")
+                    executor.flush()
                     return EXIT_OK
-                claimed = self._run_job(executor, lifecycle, claimed)
+                held.extend(self._run_job(executor, lifecycle, held.popleft(), held))
         except StopChild:
             return EXIT_OK
         except HardTimeout:
             return EXIT_HARD_TIMEOUT
 
-    def _wait_for_job(self, lifecycle: Lifecycle) -> Claimed | None:
-        """Block (idle, at most CLAIM_WAIT) until a job is claimed; back off while the backend
+    def _wait_for_job(self, lifecycle: Lifecycle) -> list[Claimed]:
+        """Block (idle, at most CLAIM_WAIT) until jobs are taken; back off while the backend
         is unavailable."""
         if self.reopen_logs:
             self.reopen_logs = False
             reopen_log_files()
         self.idle = True
         try:
-            claimed = lifecycle.claim(self.order.next(), self.consumer, self.config.lease_ttl, CLAIM_WAIT)
+            taken = lifecycle.claim_many(self.order.next(), self.consumer, self.config.lease_ttl,
+                                         self._take_count(running=0), CLAIM_WAIT)
         except AdapterError as exc:
             time.sleep(self.outage.failed(exc))
-            claimed = None
+            taken = []
         else:
             self.outage.recovered()
-        self.idle = claimed is None
-        return claimed
+        self.idle = not taken
+        return _marked(taken)
 
-    def _run_job(self, executor: Executor, lifecycle: Lifecycle, claimed: Claimed) -> Claimed | None:
-        """Run one job, tell the master, and return the next job when it came with the finish."""
+    def _run_job(
+        self, executor: Executor, lifecycle: Lifecycle, claimed: Claimed, held: deque[Claimed]
+    ) -> list[Claimed]:
+        """Run one job and tell the master. Its end is sent ahead (no wait) while short jobs are
+        in hand; otherwise it is recorded with the next jobs taken in the same step."""
         lease = claimed.lease
         queue = self.registry.queues.get(lease.queue)
         timeout = queue.timeout if queue is not None else None
         messages.send(
             self.pipe,
             {"t": "start", "pid": os.getpid(), "q": lease.queue, "id": lease.job_id,
-             "tok": lease.token, "timeout": timeout},
+             "tok": lease.token, "timeout": timeout, "held": len(held)},
         )
         self._busy_title = (f"{lease.queue}:{lease.job_id}", time.monotonic())
         self._show_title()
-        last = self.config.max_jobs_per_child is not None and (
-            self.jobs_done + 1 >= self.config.max_jobs_per_child
-        )
-        then = None if self.stopping or last else lifecycle.take_request(
-            self.order.next(), self.consumer, self.config.lease_ttl, self.registry.queues
-        )
         try:
-            outcome = executor.execute(claimed, then)
+            started = time.monotonic()
+            attempt = executor.run(claimed)
+            short = time.monotonic() - started < SHORT_JOB
+            self.batch = min(self.batch * 2, self.config.prefetch) if short else 1
+            if attempt.control is not None:
+                executor.record(attempt)
+                raise attempt.control
+            if held and short and not self.stopping:
+                outcome = executor.record_later(attempt)
+            else:
+                if held:  # a long job: the others go back to whoever is free
+                    self._release(lifecycle, held, "requeued: taken behind a long job")
+                count = self._take_count(running=1)
+                then = None if self.stopping or not count else lifecycle.take_request(
+                    self.order.next(), self.consumer, self.config.lease_ttl, self.registry.queues
+                )
+                outcome = executor.record(attempt, then, count)
         except AdapterError as exc:
             log.warning("job %s: backend unavailable, its lease will expire: %s", lease.job_id, exc)
             outcome = Outcome(SKIPPED)
@@ -170,10 +192,28 @@ class Child:
             self._busy_title = None
         if outcome.status != SKIPPED:
             self.jobs_done += 1
-        if outcome.next is None:  # otherwise the next job's "start" tells the master
+        if not outcome.next and not held:  # otherwise the next job's "start" tells the master
             messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
             self._show_title()
-        return outcome.next
+        return _marked(outcome.next)
+
+    def _take_count(self, running: int) -> int:
+        """Jobs to take at once: the batch grown by short jobs, within the recycling limit
+        (``running``: the job in hand counts towards it)."""
+        count = self.batch if self.batches else 1
+        limit = self.config.max_jobs_per_child
+        if limit is not None:
+            count = min(count, limit - self.jobs_done - running)
+        return max(0, count)
+
+    def _release(self, lifecycle: Lifecycle, held: deque[Claimed], reason: str) -> None:
+        """Hand back jobs taken but not run, without charging their attempt."""
+        while held:
+            claimed = held.popleft()
+            try:
+                lifecycle.release_lease(claimed.lease, reason)
+            except (AdapterError, LeaseLost) as exc:  # the master's recovery or the lease's expiry
+                log.warning("job %s: could not hand it back (%s); it will be requeued", claimed.job_id, exc)
 
     def _should_recycle(self) -> bool:
         limit = self.config.max_jobs_per_child
@@ -200,6 +240,13 @@ class Child:
             time.sleep(1.0)
             if self._busy_title is not None:
                 self._show_title()
+
+
+def _marked(taken: list[Claimed]) -> list[Claimed]:
+    """Jobs taken together: all but the first wait their turn in this child."""
+    for claimed in taken[1:]:
+        claimed.prefetched = True
+    return taken
 
 
 def child_main(child: Child) -> int:

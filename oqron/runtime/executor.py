@@ -15,14 +15,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
 from .. import codec
 from ..context import JobContext
 from ..errors import AdapterError, JobDiscarded, JobTimeout, LeaseLost, UnknownHandler
-from ..lifecycle import Claimed, Lifecycle, TakeRequest
+from ..lifecycle import Claimed, Ending, Lifecycle, TakeRequest
 from ..modules.queue import Queue
 from ..registry import Registry
 from .control import HardTimeout, StopChild
@@ -35,10 +35,19 @@ T = TypeVar("T")
 
 @dataclass
 class Outcome:
-    """How an attempt ended (the job's status) and the next job, when one was taken with it."""
+    """How an attempt ended (the job's status) and the next jobs, when taken with it."""
 
     status: str
-    next: Claimed | None = None
+    next: list[Claimed] = field(default_factory=list)
+
+
+@dataclass
+class Attempt:
+    """A handler's run, not yet recorded: its ending, and the runtime's control exception
+    (hard timeout, stop) to raise once the ending is recorded."""
+
+    ending: Ending
+    control: BaseException | None = None
 
 
 class Executor:
@@ -61,76 +70,81 @@ class Executor:
         #: What the handler of the last executed job raised (None if it returned).
         self.last_error: BaseException | None = None
 
-    def execute(self, claimed: Claimed, then: TakeRequest | None = None) -> Outcome:
-        """Run a claimed (started) attempt and record how it ended. With ``then``, the next job
-        is taken in the same backend step as the recording and returned in the outcome.
+    def execute(self, claimed: Claimed, then: TakeRequest | None = None, count: int = 1) -> Outcome:
+        """Run a claimed (started) attempt and record how it ended. With ``then``, up to
+        ``count`` next jobs are taken in the same backend step and returned in the outcome.
 
         The status is the job's afterwards, or ``skipped`` when its end could not be recorded
         because the attempt no longer owns the job."""
+        attempt = self.run(claimed)
+        outcome = self.record(attempt, None if attempt.control else then, count)
+        if attempt.control is not None:
+            raise attempt.control
+        return outcome
+
+    def run(self, claimed: Claimed) -> Attempt:
+        """Call the handler and say how the attempt ended; nothing is written yet. Anything the
+        handler raises, ``BaseException`` included, becomes a failure."""
         self.last_error = None
         queue = self.registry.queues.get(claimed.lease.queue)
         if queue is None or queue.function is None:
             message = f"no handler for queue {claimed.lease.queue!r} on worker {self.worker_id}"
             error = {"type": UnknownHandler.__name__, "message": message}
-            return self._fail(claimed, error, None, queue, retryable=False, then=then)
+            return Attempt(self._unretryable(claimed, error, queue))
         context = JobContext(claimed, self.lifecycle)
+        started = time.time()
         try:
             with soft_timeout(queue.soft_timeout):
                 result = queue.function(context)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - recorded; control ones are raised after
             self.last_error = exc
-            control = isinstance(exc, self.propagate)
-            outcome = self._record_exception(claimed, queue, context, exc, None if control else then)
-            if control:
-                raise
-            return outcome
+            ending = self._exception_ending(claimed, queue, context, exc)
+            control = exc if isinstance(exc, self.propagate) else None
+            return Attempt(_stamped(ending, started), control)
         if context.discarded:
             error = {"type": JobDiscarded.__name__, "message": "discarded by handler"}
-            return self._fail(claimed, error, None, queue, retryable=False, then=then)
+            return Attempt(_stamped(self._unretryable(claimed, error, queue), started))
         try:
             codec.check_json(result, "return value")
         except TypeError as exc:  # a handler bug: the same code would fail the same way again
             error = {"type": "TypeError", "message": str(exc)}
-            return self._fail(claimed, error, None, queue, retryable=False, then=then)
-        try:
-            taken = self._record(lambda: self.lifecycle.complete(claimed, result, queue, then))
-        except LeaseLost as exc:
-            log.warning("job %s finished but its result was refused: %s", claimed.job_id, exc)
-            return Outcome(SKIPPED)
-        return Outcome("completed", taken)
+            return Attempt(_stamped(self._unretryable(claimed, error, queue), started))
+        return Attempt(_stamped(self.lifecycle.completion(claimed, result, queue), started))
 
-    def _record_exception(
-        self,
-        claimed: Claimed,
-        queue: Queue,
-        context: JobContext,
-        exc: BaseException,
-        then: TakeRequest | None,
-    ) -> Outcome:
+    def record(self, attempt: Attempt, then: TakeRequest | None = None, count: int = 1) -> Outcome:
+        """Write an attempt's end (retrying while the backend is away), taking up to ``count``
+        next jobs with it when ``then`` asks."""
+        ending = attempt.ending
+        try:
+            taken = self._record(lambda: self.lifecycle.record(ending, then, count))
+        except LeaseLost as exc:
+            log.warning("job %s ended (%s) but the end was refused: %s",
+                        ending.claimed.job_id, ending.status, exc)
+            return Outcome(SKIPPED)
+        return Outcome(ending.status, taken)
+
+    def record_later(self, attempt: Attempt) -> Outcome:
+        """Write an attempt's end without waiting for the reply where the backend pipelines;
+        a refusal is logged when the reply is read."""
+        self._record(lambda: self.lifecycle.record_later(attempt.ending, _refused))
+        return Outcome(attempt.ending.status)
+
+    def flush(self) -> None:
+        """Wait for the ends sent ahead to be recorded."""
+        self._record(self.lifecycle.path.flush)
+
+    def _unretryable(self, claimed: Claimed, error: dict[str, Any], queue: Queue | None) -> Ending:
+        return self.lifecycle.failure(claimed, error, None, queue, retryable=False)
+
+    def _exception_ending(
+        self, claimed: Claimed, queue: Queue, context: JobContext, exc: BaseException
+    ) -> Ending:
         kind, message = type(exc).__name__, str(exc) or type(exc).__name__
         if isinstance(exc, HardTimeout):
             kind, message = JobTimeout.__name__, f"hard timeout: ran longer than {queue.timeout} s"
         retryable = not (context.discarded or isinstance(exc, JobDiscarded))
         stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return self._fail(claimed, {"type": kind, "message": message}, stack, queue, retryable, then)
-
-    def _fail(
-        self,
-        claimed: Claimed,
-        error: dict[str, Any],
-        stacktrace: str | None,
-        queue: Queue | None,
-        retryable: bool,
-        then: TakeRequest | None,
-    ) -> Outcome:
-        try:
-            status, taken = self._record(
-                lambda: self.lifecycle.fail_attempt(claimed, error, stacktrace, queue, retryable, then)
-            )
-        except LeaseLost as exc:
-            log.warning("job %s failed but the failure was refused: %s", claimed.job_id, exc)
-            return Outcome(SKIPPED)
-        return Outcome(status, taken)
+        return self.lifecycle.failure(claimed, {"type": kind, "message": message}, stack, queue, retryable)
 
     def _record(self, write: Callable[[], T]) -> T:
         """Write an attempt's end, retrying with backoff while the backend is unavailable (the
@@ -146,6 +160,18 @@ class Executor:
                 continue
             self.outage.recovered()
             return result
+
+
+def _stamped(ending: Ending, started: float) -> Ending:
+    """A job taken in a batch started its attempt before its handler ran: record when it ran."""
+    if ending.claimed.prefetched:
+        ending.changes["started_at"] = started
+    return ending
+
+
+def _refused(ending: Ending) -> None:
+    log.warning("job %s ended (%s) but the end was refused: the attempt no longer owned the job",
+                ending.claimed.job_id, ending.status)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from ..adapters import shown_url
 from ..adapters.base import Lease
 from ..config import Config
 from ..container import Container
-from ..errors import AdapterError
+from ..errors import AdapterError, LeaseLost
 from ..registry import registry
 from . import messages
 from .child import EXIT_BOOT_ERROR, Child, child_main
@@ -41,6 +41,9 @@ TICK = 1.0
 #: waking for each would cost the master a core. Crashes still wake it at once (SIGCHLD), and
 #: the pipe holds far more than a window's worth of lines.
 MESSAGE_WINDOW = 0.02
+#: A child's job running this long has the jobs it took behind it handed back to other children
+#: (a child takes several only while its jobs run a few milliseconds).
+HELD_RELEASE_AFTER = 0.05
 #: After a shutdown's deadline, how long to keep trying to requeue dead workers' jobs.
 REQUEUE_GRACE = 10.0
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
@@ -70,6 +73,7 @@ class ChildHandle:
     spawned: float = field(default_factory=time.monotonic)
     booted: bool = False
     job: RunningJob | None = None
+    held: int = 0  # jobs taken in a batch behind the running one
     stopping: bool = False
     aborted_at: float | None = None
     killed_at: float | None = None
@@ -127,6 +131,7 @@ class Master:
                 self.reap_children()
                 self.renew_leases()
                 self.enforce_timeouts()
+                self.release_held()
                 self.cluster_duties()
                 self.manage_children()
             return 0
@@ -156,6 +161,8 @@ class Master:
         if self.pending_recovery:
             deadlines.append(self.next_requeue)
         for child in self.children.values():
+            if child.job is not None and child.held:
+                deadlines.append(child.job.started + HELD_RELEASE_AFTER)
             if child.job is not None and child.job.timeout is not None and child.aborted_at is None:
                 deadlines.append(child.job.started + child.job.timeout)
             if child.aborted_at is not None and child.killed_at is None:
@@ -298,8 +305,10 @@ class Master:
             elif kind == "start":  # also ends the child's previous job, if any
                 lease = Lease(message["q"], message["id"], message["tok"], child.consumer)
                 child.job = RunningJob(lease, time.monotonic(), message.get("timeout"))
+                child.held = int(message.get("held") or 0)
             elif kind == "done":
                 child.job = None
+                child.held = 0
                 child.aborted_at = None
 
     def reap_children(self) -> None:
@@ -434,11 +443,11 @@ class Master:
         if now < self.next_renewal:
             return
         self.next_renewal = now + self.config.lease_ttl / 5
-        leases = [c.job.lease for c in self.children.values() if c.job is not None]
-        if not leases:
+        running = [c.job.lease for c in self.children.values() if c.job is not None]
+        if not running and not any(c.held for c in self.children.values()):
             return
         try:
-            lost = self.container.broker.renew(leases, self.config.lease_ttl)
+            lost = self.container.broker.renew(running + self._held_leases(), self.config.lease_ttl)
         except AdapterError as exc:
             self.renewals.failed(exc)  # next try at the usual cadence: a lease outlives several
             self.cluster.backend_trouble()
@@ -446,9 +455,31 @@ class Master:
         self.renewals.recovered()
         # A lease reported lost may belong to a job its child finished a moment ago (the "done"
         # is still in the pipe): only one reported at two renewals in a row is really lost.
-        suspects, self.lost_leases = self.lost_leases, set(lost)
+        suspects, self.lost_leases = self.lost_leases, set(lost) & set(running)
         for lease in self.lost_leases & suspects:
             log.warning("lease of job %s was lost; its result will be refused", lease.job_id)
+
+    def _held_leases(self) -> list[Lease]:
+        """Jobs children took in a batch and have not run yet: kept alive like running ones."""
+        return [lease for child in self.children.values() if child.held for lease in self._held_by(child)]
+
+    def _held_by(self, child: ChildHandle) -> list[Lease]:
+        running = child.job.lease.job_id if child.job is not None else None
+        return [lease for lease in self.container.broker.leases_of(child.consumer) if lease.job_id != running]
+
+    def release_held(self) -> None:
+        """A child whose job turned out long gives up the jobs it took behind it: another child
+        runs them now. The child itself never runs jobs it held behind a long one."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if not child.held or child.job is None or now - child.job.started < HELD_RELEASE_AFTER:
+                continue
+            child.held = 0
+            try:
+                for lease in self._held_by(child):
+                    self.container.lifecycle.release_lease(lease, "requeued: taken behind a long job")
+            except (AdapterError, LeaseLost) as exc:  # the child hands them back after its job
+                log.debug("worker %d: handing back its held jobs failed: %s", child.number, exc)
 
     def enforce_timeouts(self) -> None:
         now = time.monotonic()

@@ -10,14 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from ... import codec
 from ...adapters.base import APPEND_CAPS, Broker, Lease, Storage
 from ...config import Config
 from ...errors import LeaseLost
-from ...jobpath import FOREIGN_RETRY, Claimed, JobPath, TakeRequest
+from ...jobpath import FOREIGN_RETRY, Claimed, Finished, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
 from .connection import MAX_BLOCK, client_for, script_source, translate_errors
-from .packed import PackedScript, bulk, command, pack
+from .packed import PackedScript, bulk, command, pack, roundtrip
 from .records import decode_record, encode_fields, encode_new
 from .storage import RedisStorage
 
@@ -79,6 +81,7 @@ def _packed_records(records: Sequence[Mapping[str, Any]], uniform: bool) -> tupl
 class RedisJobPath(JobPath):
     storage: RedisStorage
     broker: RedisBroker
+    batches = True
 
     @staticmethod
     def serves(storage: Storage, broker: Broker) -> bool:
@@ -104,6 +107,8 @@ class RedisJobPath(JobPath):
         self._next_script = PackedScript(script_source("job_next"))
         self._take_parts: dict[tuple[Any, ...], TakeParts] = {}
         self._finish_keys: dict[tuple[str, str], bytes] = {}
+        self._inflight: list[PendingFinish] = []  # finishes sent, replies not read yet
+        self._unsent: list[PendingFinish] = []  # finishes to resend (their send or reply failed)
 
     @property
     def consumer_client(self) -> Any:
@@ -163,38 +168,44 @@ class RedisJobPath(JobPath):
             self._take_parts[cache_key] = parts
         return parts
 
-    def _taken(self, request: TakeRequest, reply: list[Any]) -> Claimed | int | None:
-        """The started job a take replied with, or the ms until a delayed job is due (-1)."""
-        if not reply[0]:
-            return int(reply[1])
-        lease = Lease(reply[0], reply[1], reply[2], request.consumer)
-        record = decode_record(reply[3])
-        if record.get("corrupt"):
-            self.fail_corrupt(lease, record)
-            return 0
-        return Claimed(lease, record)
+    def _taken(self, request: TakeRequest, replies: list[Any]) -> list[Claimed] | int:
+        """The started jobs a take replied with, or the ms until a delayed job is due (-1)."""
+        if not replies[0][0]:
+            return int(replies[0][1])
+        claimed = []
+        for reply in replies:
+            lease = Lease(reply[0], reply[1], reply[2], request.consumer)
+            record = decode_record(reply[3])
+            if record.get("corrupt"):
+                self.fail_corrupt(lease, record)
+            else:
+                claimed.append(Claimed(lease, record))
+        return claimed if claimed else 0
+
+    def take(self, request: TakeRequest, timeout: float = 0.0) -> Claimed | None:
+        taken = self.take_many(request, 1, timeout)
+        return taken[0] if taken else None
 
     @translate_errors
-    def take(self, request: TakeRequest, timeout: float = 0.0) -> Claimed | None:
+    def take_many(self, request: TakeRequest, count: int, timeout: float = 0.0) -> list[Claimed]:
         markers = [self.broker.marker_key(queue) for queue in request.queues]
         deadline = time.monotonic() + timeout
         parts = self._take(request)
-        client = self.consumer_client
-        reply = self._take_script(client, parts.numkeys, parts.numkeys + parts.numargs,
-                                  parts.keys + parts.args(time.time()))
+        numkeys, items = parts.numkeys, parts.numkeys + parts.numargs + 1
+        head = parts.keys + bulk(count)
+        reply = self._call(self._take_script, numkeys, items, head + parts.args(time.time()))
         while True:
             taken = self._taken(request, reply)
             if not isinstance(taken, int):
                 return taken
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return []
             wait = remaining if taken < 0 else min(remaining, taken / 1000 + 0.001)
             # Wait for a marker and take in one send: the take runs as soon as the wait ends,
             # so a woken consumer gets its job in the wait's own round trip.
             block = command("BZPOPMIN", *markers, f"{max(0.001, min(wait, MAX_BLOCK)):.3f}")
-            _, reply = self._take_script.after(client, block, parts.numkeys, parts.numkeys + parts.numargs,
-                                               parts.keys + parts.args(None))
+            reply = self._call(self._take_script, numkeys, items, head + parts.args(None), first=block)
 
     def _finish(
         self, claimed: Claimed, changes: Mapping[str, Any], entry: Mapping[str, Any], ack: bool, delay: float
@@ -219,23 +230,158 @@ class RedisJobPath(JobPath):
         ack: bool,
         delay: float = 0.0,
         then: TakeRequest | None = None,
-    ) -> tuple[list[str], Claimed | None]:
+        count: int = 1,
+    ) -> tuple[list[str], list[Claimed]]:
         nkeys, keys, nargs, args = self._finish(claimed, changes, entry, ack, delay)
-        client = self.consumer_client
+        taken: list[Claimed] | int = 0
         if then is None:
-            finished, taken = self._finish_script(client, nkeys, nkeys + nargs, keys + args), None
+            finished = self._call(self._finish_script, nkeys, nkeys + nargs, keys + args)
         else:
             take = self._take(then)
-            body = b"".join((keys, take.keys, bulk(nkeys), bulk(nargs), args, take.args(time.time())))
-            finished, reply = self._next_script(
-                client, nkeys + take.numkeys, nkeys + take.numkeys + 2 + nargs + take.numargs, body
+            body = b"".join((keys, take.keys, bulk(nkeys), bulk(nargs), bulk(count), args,
+                             take.args(time.time())))
+            finished, reply = self._call(
+                self._next_script, nkeys + take.numkeys, nkeys + take.numkeys + 3 + nargs + take.numargs, body
             )
             taken = self._taken(then, reply)
-        if not finished[0]:
+        children = self._children(claimed, finished)
+        if children is None:
             raise LeaseLost(
                 f"job {claimed.job_id}: attempt with lease {claimed.lease.token} no longer owns the job"
             )
+        return children, [] if isinstance(taken, int) else taken
+
+    @staticmethod
+    def _children(claimed: Claimed, finished: list[Any]) -> list[str] | None:
+        """A finish's reply: the job's children ids, or None if the attempt was refused."""
+        if not finished[0]:
+            return None
         if not finished[1]:
             log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
-        children = [codec.loads(line) for line in finished[2].split("\n")] if finished[2] else []
-        return children, None if isinstance(taken, int) else taken
+        return [codec.loads(line) for line in finished[2].split("\n")] if finished[2] else []
+
+    def finish_later(
+        self,
+        claimed: Claimed,
+        changes: Mapping[str, Any],
+        entry: Mapping[str, Any],
+        *,
+        ack: bool,
+        delay: float,
+        finished: Finished,
+    ) -> None:
+        """Sent at once, the reply read with the next step on the consumer connection: the
+        child runs its next job while Redis records this one."""
+        nkeys, keys, nargs, args = self._finish(claimed, changes, entry, ack, delay)
+        sent = self._finish_script.command(nkeys, nkeys + nargs, keys + args)
+        pending = PendingFinish(claimed, sent, finished)
+        client = self.consumer_client
+        with client.single_connection_lock:
+            if self._unsent:  # an earlier send failed: keep the order, resend with the next step
+                self._unsent.append(pending)
+                return
+            try:
+                self._send(client.connection, pending.command)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.debug("job %s: finish not sent (%s); resent with the next step", claimed.job_id, exc)
+                self._unsent.append(pending)
+            else:
+                self._inflight.append(pending)
+
+    @translate_errors
+    def flush(self) -> None:
+        client = self.consumer_client
+        with client.single_connection_lock:
+            self._settle_pending(client)
+
+    def _call(
+        self, script: PackedScript, numkeys: int, items: int, body: bytes, first: bytes | None = None
+    ) -> Any:
+        """One step on the consumer connection: finishes still unsent go first, the replies of
+        finishes in flight are read before this step's own."""
+        client = self.consumer_client
+        command = script.command(numkeys, items, body)
+        with client.single_connection_lock:
+            self._resend_unsent(client)
+            connection = client.connection
+            data = command if first is None else first + command
+            try:
+                self._send(connection, data)
+            except redis.ConnectionError:  # found dead (the server restarted): once more, anew
+                self._resend_unsent(client)
+                self._send(connection, data)
+            self._settle_pending(client)
+            try:
+                if first is not None:
+                    connection.read_response()
+                return connection.read_response()
+            except redis.exceptions.NoScriptError:  # a restarted or flushed server
+                self._load(script)
+                return roundtrip(connection, command)
+
+    def _send(self, connection: Any, data: bytes) -> None:
+        try:
+            connection.send_packed_command([data])
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._unsent[:0] = self._inflight  # their replies went with the connection
+            self._inflight.clear()
+            raise
+
+    def _settle_pending(self, client: Any) -> None:
+        """Read the replies of the finishes in flight, in order, and report each."""
+        while self._inflight:
+            pending = self._inflight[0]
+            try:
+                reply = client.connection.read_response()
+            except redis.exceptions.NoScriptError:  # not run (the server lost its scripts):
+                self._inflight.pop(0)  # resent with the next step, once the replies queued
+                self._load(self._finish_script)  # behind this one are read
+                self._unsent.append(pending)
+                continue
+            except (redis.ConnectionError, redis.TimeoutError):
+                # The connection broke: whether these were recorded is unknown. Resent, a
+                # recorded one is refused by its token, harmlessly.
+                self._unsent[:0] = self._inflight
+                self._inflight.clear()
+                raise
+            self._inflight.pop(0)
+            self._report(pending, self._children(pending.claimed, reply), resent=False)
+
+    def _resend_unsent(self, client: Any) -> None:
+        while self._unsent:
+            pending = self._unsent[0]
+            reply = self._finish_roundtrip(client, pending.command)
+            self._unsent.pop(0)
+            self._report(pending, self._children(pending.claimed, reply), resent=True)
+
+    def _finish_roundtrip(self, client: Any, data: bytes) -> Any:
+        try:
+            return roundtrip(client.connection, data)
+        except redis.exceptions.NoScriptError:
+            self._load(self._finish_script)
+            return roundtrip(client.connection, data)
+
+    def _load(self, script: PackedScript) -> None:
+        """Load a script over the pooled client: replies may still be queued on the consumer
+        connection."""
+        self.broker.client.script_load(script.source)
+
+    @staticmethod
+    def _report(pending: PendingFinish, children: list[str] | None, resent: bool) -> None:
+        if children is None and resent:
+            log.info("job %s: its end was refused when resent; it was most likely recorded before "
+                     "the connection failed", pending.claimed.job_id)
+            return
+        try:
+            pending.finished(children)
+        except Exception:  # the end is recorded; what follows it (dependents) is also reconciled
+            log.exception("job %s: handling its recorded end failed", pending.claimed.job_id)
+
+
+@dataclass
+class PendingFinish:
+    """A finish sent ahead: the reply is read with the consumer connection's next step."""
+
+    claimed: Claimed
+    command: bytes
+    finished: Finished

@@ -55,21 +55,6 @@ class PackedScript:
                 return self._call(client, client.connection, command)
         return self._call(client, thread_connection(client), command)
 
-    def after(self, client: Client, first: bytes, numkeys: int, items: int, body: bytes) -> tuple[Any, Any]:
-        """Send the packed command ``first`` and this call together; the server runs the call
-        as soon as ``first`` returns. With a blocking ``first`` (BZPOPMIN) the call runs the
-        moment the wait ends, without a round trip back to the client in between."""
-        command = self.command(numkeys, items, body)
-        with client.single_connection_lock:
-            connection = client.connection
-            _send_only(connection, first + command)
-            waited = connection.read_response()
-            try:
-                return waited, connection.read_response()
-            except redis.exceptions.NoScriptError:
-                client.script_load(self.source)
-                return waited, _send(connection, command)
-
     def pipeline(self, client: Client, calls: Sequence[Call]) -> list[Any]:
         """Calls sent together and their replies read after: the server runs one while the
         client packs the next. The first call goes alone, so that a missing script is loaded
@@ -92,10 +77,10 @@ class PackedScript:
 
     def _call(self, client: Client, connection: Any, command: bytes) -> Any:
         try:
-            return _send(connection, command)
+            return roundtrip(connection, command)
         except redis.exceptions.NoScriptError:  # a restarted or flushed server
             client.script_load(self.source)
-            return _send(connection, command)
+            return roundtrip(connection, command)
 
 
 _local = threading.local()
@@ -123,7 +108,7 @@ def _send_only(connection: Any, command: bytes) -> None:
         connection.send_packed_command([command])
 
 
-def _send(connection: Any, command: bytes) -> Any:
+def roundtrip(connection: Any, command: bytes) -> Any:
     """Send and read the reply."""
     _send_only(connection, command)
     return connection.read_response()

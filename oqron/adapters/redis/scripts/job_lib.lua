@@ -89,6 +89,22 @@ local function take_job(K, A)
   return {'', 0}
 end
 
+-- take_jobs: take_job up to ``count`` times (a child that runs short jobs takes several per
+-- round trip). Returns the started jobs, or the single reply {"", ms until the next delayed
+-- job} when none could be taken.
+local function take_jobs(K, A, count)
+  local taken = {}
+  for _ = 1, count do
+    local one = take_job(K, A)
+    if one[1] == '' then
+      if #taken == 0 then return {one} end
+      break
+    end
+    taken[#taken + 1] = one
+  end
+  return taken
+end
+
 -- finish_attempt: record the end of an attempt if it still owns the record, then settle.
 -- K[1..7] the queue's keys (lib's q table order), K[8] the holder's consumer set
 -- A[1] prefix of record keys   A[2] job id          A[3] lease token

@@ -1,10 +1,11 @@
--- job_take: claim the next runnable job and start its attempt, in one round trip.
+-- job_take: claim the next runnable jobs and start their attempts, in one round trip.
 --
--- Like claim.lua, then on the claimed record: a missing or finished record is dropped (ack),
+-- Like claim.lua, then on each claimed record: a missing or finished record is dropped (ack),
 -- a record of another project/environment is handed back untouched for a while, anything
 -- else becomes active for a new attempt (attempts_made + 1, lease token, worker, timeline).
 --
 --!include lib.lua
 --!include job_lib.lua
--- KEYS and ARGV: as take_job in job_lib.lua.
-return take_job(KEYS, ARGV)
+-- ARGV[1] how many jobs to take at most; KEYS and ARGV[2..]: as take_job in job_lib.lua.
+-- Returns take_jobs' reply.
+return take_jobs(KEYS, {unpack(ARGV, 2)}, tonumber(ARGV[1]))
