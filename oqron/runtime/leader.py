@@ -1,9 +1,10 @@
 """Leader election on the lock adapter, one key per shard, with fencing epochs.
 
 A master campaigns for the key of each shard it owns (``scheduler:leader`` with one shard,
-``scheduler:leader:shard:{i}`` with several). The key has a 3 s TTL and the leader renews it
-every second; standbys try every 0.2 s, so a dead leader is replaced about 3.2 s after its
-last renewal and a leader that shuts down (which releases the key) within 0.2 s.
+``scheduler:leader:shard:{i}`` with several). The key has a 2.5 s TTL and the leader renews
+it every 0.8 s; standbys try every 0.2 s, so a dead leader is replaced at most 2.7 s after its
+last renewal (DESIGN: failover within 3 s) and a leader that shuts down (which releases the
+key) within 0.2 s. A renewal may be late by 1.4 s before the leader steps down.
 
 Safety does not rest on the lock alone: a leader counts its lease from the moment it *sent*
 the acquire/renew (monotonic clock) and stops acting as leader before that lease can have
@@ -25,8 +26,8 @@ from .outage import Outage
 
 log = logging.getLogger("oqron.leader")
 
-LEADER_TTL = 3.0
-RENEW_EVERY = 1.0
+LEADER_TTL = 2.5
+RENEW_EVERY = 0.8
 CAMPAIGN_EVERY = 0.2
 #: Longest pause between campaigns while the lock backend is unavailable.
 CAMPAIGN_BACKOFF_CAP = 1.0

@@ -106,7 +106,7 @@ def test_deposed_leader_stops_acting_and_ticks_stay_exactly_once(
     os.kill(first.pid, signal.SIGSTOP)
     try:
         wait_single_leader([other], 6)
-        time.sleep(5)  # hold the old leader frozen well past its 3 s lease
+        time.sleep(5)  # hold the old leader frozen well past its 2.5 s lease
     finally:
         os.kill(first.pid, signal.SIGCONT)
     wait_for(lambda: not leader_shards(first.pid), 2, interval=0.01, message="deposed leader steps down")
