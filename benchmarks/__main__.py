@@ -34,8 +34,8 @@ NOTES = [
     "`-k process -w 2`, oqron `oqron-master --workers 2`. Log levels are WARNING (Huey `-q`).",
     "All run on one private redis-server (no persistence) on a free port, flushed before every step; "
     "the producer and the workers share the machine's cores.",
-    "Completions are counted in that Redis: every handler ends with one Lua call that INCRs a counter "
-    "and stamps the first and the last completion. That adds the same round trip per job to every "
+    "Completions are counted in that Redis: every handler ends with one INCR (the first and the "
+    "target completion also stamp their time). That adds the same round trip per job to every "
     "framework, so absolute no-op figures are lower than with an empty handler.",
     "enqueue one by one: N single adds after 100 warm-up adds, workers stopped. enqueue bulk: each "
     "library's bulk API (see the `how` field in the JSON): Celery `group().apply_async()` per 1,000, "

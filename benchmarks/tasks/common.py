@@ -1,14 +1,14 @@
 """What every framework's handlers do, identically: count completions and record timestamps in
-the private Redis named by ``BENCH_REDIS``, one round trip per job.
+the private Redis named by ``BENCH_REDIS``, one INCR per job.
 
 Keys (the database is flushed between steps):
 
-* ``bench:done``    completions (INCR by the ``done`` script);
+* ``bench:done``    completions (INCR);
 * ``bench:target``  completion count whose time the driver wants (set by the driver);
 * ``bench:times``   hash: ``first`` and ``target`` -> time.time() of that completion;
 * ``bench:starts``  list of "pid job-ref time" written at handler start (latency, crash tests);
 * ``bench:lat``     list of seconds from the producer's timestamp to handler start;
-* ``bench:busy``    CPU seconds CPU-bound handlers spent on their work (INCRBYFLOAT by ``done``).
+* ``bench:busy``    CPU seconds CPU-bound handlers spent on their work (INCRBYFLOAT).
 """
 
 from __future__ import annotations
@@ -25,34 +25,36 @@ STARTS = "bench:starts"
 LATENCY = "bench:lat"
 BUSY = "bench:busy"
 
-# One round trip: count the completion and stamp the first one and the target one.
-_DONE_LUA = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('HSET', KEYS[3], 'first', ARGV[1]) end
-if n == tonumber(redis.call('GET', KEYS[2]) or '-1') then redis.call('HSET', KEYS[3], 'target', ARGV[1]) end
-if ARGV[2] ~= '0' then redis.call('INCRBYFLOAT', KEYS[4], ARGV[2]) end
-return n
-"""
-
 _client: redis.Redis | None = None
 _pid = 0
-_done_script = None
+_target: int | None = None
 
 
 def client() -> redis.Redis:
     """This process's connection (a forked child opens its own)."""
-    global _client, _pid, _done_script
+    global _client, _pid, _target
     if _client is None or _pid != os.getpid():
         _client = redis.Redis.from_url(os.environ["BENCH_REDIS"])
-        _done_script = _client.register_script(_DONE_LUA)
-        _pid = os.getpid()
+        _pid, _target = os.getpid(), None
     return _client
 
 
 def done(busy: float = 0.0) -> None:
-    client()
-    assert _done_script is not None
-    _done_script(keys=[DONE, TARGET, TIMES, BUSY], args=[repr(time.time()), repr(busy)])
+    """Count a completion: one INCR, the cheapest round trip Redis offers, so that the harness
+    weighs as little as possible on every framework's figure. The first and the target
+    completion also stamp their time; CPU-bound jobs add their busy time."""
+    global _target
+    finished = repr(time.time())
+    r = client()
+    count = r.incr(DONE)
+    if _target is None:  # set by the driver before the workers start, read once per process
+        _target = int(r.get(TARGET) or -1)
+    if count == 1:
+        r.hset(TIMES, "first", finished)
+    if count == _target:
+        r.hset(TIMES, "target", finished)
+    if busy:
+        r.incrbyfloat(BUSY, busy)
 
 
 def cpu_work(loops: int) -> int:
