@@ -9,3 +9,11 @@ bench = queue("bench")
 @bench.handler
 def run(ctx):
     common.run(ctx.data)
+
+
+empty = queue("empty")
+
+
+@empty.handler
+def nothing(ctx):
+    """No benchmark INCR: what oqron alone costs per job (``benchmarks.empty_handler``)."""
