@@ -8,13 +8,14 @@ from typing import Any
 
 PEERS = ("celery", "rq", "dramatiq", "huey")
 
-#: (label, workload, field, higher is better, format)
-METRICS = [
+#: (label, workload, field, higher is better (None: a reference, no ratio), format)
+METRICS: list[tuple[str, str, str, bool | None, str]] = [
     ("enqueue one by one (jobs/s)", "enqueue_one", "jobs_s", True, "{:,.0f}"),
     ("enqueue bulk (jobs/s)", "enqueue_bulk", "jobs_s", True, "{:,.0f}"),
     ("end-to-end no-op (jobs/s)", "e2e", "jobs_s", True, "{:,.0f}"),
     ("end-to-end incl. worker start (jobs/s)", "e2e", "jobs_s_from_start", True, "{:,.0f}"),
     ("CPU-bound efficiency (%)", "cpu", "efficiency", True, "{:.1%}"),
+    ("  same jobs in bare processes, same step (%)", "cpu", "bare_efficiency", None, "{:.1%}"),
     ("latency p50 (ms)", "latency", "p50_ms", False, "{:.2f}"),
     ("latency p95 (ms)", "latency", "p95_ms", False, "{:.2f}"),
     ("latency p99 (ms)", "latency", "p99_ms", False, "{:.2f}"),
@@ -49,6 +50,9 @@ def comparison_rows(results: dict[str, dict[str, Any]], frameworks: list[str]) -
                              results.get(framework, {}).get(workload)))
         values = {p: v for p in peers if (v := _figure(results, p, workload, field)) is not None}
         ours = _figure(results, "oqron", workload, field)
+        if higher is None:
+            rows.append([*row, "-", "-", "reference"])
+            continue
         if values:
             best = max(values, key=values.__getitem__) if higher else min(values, key=values.__getitem__)
             row.append(f"{best} {_cell(values[best], fmt, None)}")

@@ -121,9 +121,40 @@ def single_job_seconds(loops: int, repeat: int = 15) -> float:
     return statistics.median(samples)
 
 
+def _bare_worker(jobs: int, loops: int, out: Any) -> None:
+    busy, ends = 0.0, []
+    for _ in range(jobs):
+        started = time.thread_time()
+        common.cpu_work(loops)
+        busy += time.thread_time() - started
+        ends.append(time.time())
+    out.put((busy, ends))
+
+
+def bare_efficiency(n: int, loops: int, processes: int) -> float:
+    """The same jobs in plain forked processes, no framework, measured like the workers: what
+    this machine allows (its steal and its other processes)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    workers = [context.Process(target=_bare_worker, args=(n // processes, loops, out))
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    results = [out.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    busy = sum(b for b, _ in results)
+    ends = sorted(t for _, stamps in results for t in stamps)
+    wall = ends[-1] - ends[0] + busy / len(ends)
+    return busy / processes / wall
+
+
 def cpu(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
     n, loops, processes = p["n"], p["loops"], p.get("processes", 2)
     single = single_job_seconds(loops)
+    bare = bare_efficiency(n, loops, processes)
     out = _drain(driver, r, n, [{"kind": "cpu", "loops": loops} for _ in range(n)], p)
     # The VM's CPU speed drifts between the calibration here and the workers' runs (seen: the
     # same loop 15-30 ms within a minute), so the headline compares the CPU time handlers spent
@@ -134,7 +165,7 @@ def cpu(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
     ideal = n * single / processes
     out.update(single_job_s=single, loops=loops, busy_s=busy, wall_s=wall,
                efficiency=busy / processes / wall,
-               efficiency_vs_calibration=ideal / wall,
+               efficiency_vs_calibration=ideal / wall, bare_efficiency=bare,
                efficiency_from_start=busy / processes / out["start_to_last_s"])
     return out
 
