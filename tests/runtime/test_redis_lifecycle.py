@@ -7,10 +7,12 @@ import os
 from collections import Counter
 
 import pytest
+import redis
 
 from oqron import Container, LeaseLost, OqronKit, define_config, queue
-from oqron.runtime.executor import Executor
+from oqron.errors import AdapterUnavailable
 from oqron.registry import registry
+from oqron.runtime.executor import Executor
 from tests.support.wait import wait_for
 
 
@@ -52,7 +54,7 @@ def test_expired_lease_is_taken_over_and_the_stale_finish_refused(kit: Container
 def test_stalls_beyond_the_limit_fail_the_job(kit: Container) -> None:
     q = queue("q")
     job = q.add({})
-    for stall in range(3):
+    for _ in range(3):
         claimed = kit.lifecycle.claim(["q"], "c", lease_ttl=0.05)
         assert claimed is not None and claimed.record["status"] == "active"
         wait_for(lambda: kit.broker.expired_leases("q"), 5, message="lease expiry")
@@ -103,3 +105,30 @@ def test_ten_thousand_jobs_four_processes_each_claimed_once(kit: Container) -> N
     assert q.count("completed") == 10_000
     assert q.count("waiting") == 0 and q.count("active") == 0
     assert kit.broker.counts("bulk") == {"waiting": 0, "delayed": 0, "active": 0}
+
+
+def test_ends_sent_ahead_survive_a_dropped_connection(kit: Container, redis_url: str) -> None:
+    """Finishes sent without waiting, then the connection dies before their replies are read:
+    the next step resends them (refused by token if they had landed) and nothing is lost,
+    recorded twice or misread."""
+    q = queue("q")
+    jobs = q.add_bulk([{"n": n} for n in range(4)])
+    life = kit.lifecycle
+    taken = life.claim_many(["q"], "consumer-a", 30.0, 4)
+    assert [c.job_id for c in taken] == [j.id for j in jobs]
+    ended: list[str] = []
+    for claimed in taken[:2]:
+        life.record_later(life.completion(claimed, claimed.record["data"]["n"]), ended.append)
+    killer = redis.Redis.from_url(redis_url)
+    wait_for(lambda: killer.client_kill_filter(skipme=True), 5, message="connections killed")
+    killer.close()
+    try:  # the dead connection may only show when this step reads its reply
+        life.record(life.completion(taken[2], 2))
+    except AdapterUnavailable:
+        life.record(life.completion(taken[2], 2))  # as the executor retries while Redis is away
+    assert ended == []  # refused resends are not reported as refusals of the attempt
+    life.record_later(life.completion(taken[3], 3), ended.append)
+    life.path.flush()
+    assert [j.wait(timeout=5) for j in jobs] == [0, 1, 2, 3]
+    assert [j.refresh().attempts_made for j in jobs] == [1, 1, 1, 1]
+    assert all(len([e for e in j.timeline if e["to"] == "completed"]) == 1 for j in jobs)
