@@ -107,8 +107,10 @@ class RedisJobPath(JobPath):
         self._next_script = PackedScript(script_source("job_next"))
         self._take_parts: dict[tuple[Any, ...], TakeParts] = {}
         self._finish_keys: dict[tuple[str, str], bytes] = {}
-        self._inflight: list[PendingFinish] = []  # finishes sent, replies not read yet
-        self._unsent: list[PendingFinish] = []  # finishes to resend (their send or reply failed)
+        # Finishes sent ahead. Between steps, at most one list holds any: a failure moves what
+        # is in flight to the unsent, and nothing is sent ahead while some are unsent.
+        self._inflight: list[PendingFinish] = []  # sent, replies not read yet
+        self._unsent: list[PendingFinish] = []  # to resend (their send or their reply failed)
 
     @property
     def consumer_client(self) -> Any:
@@ -292,6 +294,7 @@ class RedisJobPath(JobPath):
     def flush(self) -> None:
         client = self.consumer_client
         with client.single_connection_lock:
+            self._resend_unsent(client)
             self._settle_pending(client)
 
     def _call(
