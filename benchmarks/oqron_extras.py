@@ -17,7 +17,7 @@ from oqron.runtime.nodes import live_nodes
 from .frameworks import Driver
 from .procs import Worker, wait_for
 from .tasks import common
-from .workloads import NOOP, start_worker, times, wait_done
+from .workloads import NOOP, run_worker, start_worker
 
 #: The lock key of the leader election with one shard (oqron.runtime.leader.Leadership).
 LEADER_KEY = "scheduler:leader"
@@ -35,13 +35,7 @@ def depth(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
     for _ in range(repeats):
         r.delete(common.DONE, common.TIMES)
         r.set(common.TARGET, n)
-        worker = start_worker(driver, p.get("processes", 2), p["log_dir"])
-        started = time.time()
-        try:
-            wait_done(r, n, p.get("timeout", 300), worker)
-        finally:
-            worker.stop()
-        first, last = times(r)
+        started, first, last = run_worker(driver, r, n, p)
         rates.append((n - 1) / (last - first))
         startups.append(first - started)
         _fill(driver, int(r.get(common.DONE) or 0), p.get("chunk", 20_000))  # back to ``depth``

@@ -61,6 +61,19 @@ def enqueue_bulk(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str,
     return {"jobs": n, "seconds": elapsed, "jobs_s": n / elapsed, "how": driver.bulk_note}
 
 
+def run_worker(driver: Driver, r: redis.Redis, target: int, p: dict[str, Any]) -> tuple[float, float, float]:
+    """Start the worker on what is queued, stop it after ``target`` completions; returns when it
+    started and the times of the first and the target completion."""
+    worker = start_worker(driver, p.get("processes", 2), p["log_dir"])
+    started = time.time()
+    try:
+        wait_done(r, target, p.get("timeout", 300), worker)
+    finally:
+        worker.stop()
+    first, last = times(r)
+    return started, first, last
+
+
 def _drain(driver: Driver, r: redis.Redis, n: int, items: list[dict[str, Any]], p: dict[str, Any],
            target: int | None = None) -> dict[str, Any]:
     """Enqueue ``items`` with no worker, start the worker, wait for ``target`` completions."""
@@ -71,13 +84,7 @@ def _drain(driver: Driver, r: redis.Redis, n: int, items: list[dict[str, Any]], 
     for start in range(0, len(items), chunk):
         driver.enqueue_bulk(items[start:start + chunk])
     enqueue_seconds = time.perf_counter() - added
-    worker = start_worker(driver, p.get("processes", 2), p["log_dir"])
-    started = time.time()
-    try:
-        wait_done(r, target, p.get("timeout", 300), worker)
-    finally:
-        worker.stop()
-    first, last = times(r)
+    started, first, last = run_worker(driver, r, target, p)
     return {"jobs": target, "queued": len(items), "enqueue_seconds": enqueue_seconds,
             "first_to_last_s": last - first, "start_to_last_s": last - started,
             "startup_s": first - started, "first": first, "last": last, "started": started}

@@ -13,12 +13,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .adapters.base import Broker, Lease, Storage
 from .config import Config
 from .errors import AdapterError, CorruptJob, LeaseLost
 from .job import ACTIVE, FINAL, STARTABLE, WAITING_CHILDREN, transition
+
+if TYPE_CHECKING:
+    from .modules.queue import Queue
 
 log = logging.getLogger("oqron.jobpath")
 
@@ -49,6 +52,23 @@ class Claimed:
     @property
     def job_id(self) -> str:
         return self.lease.job_id
+
+
+@dataclass
+class Ending:
+    """How an attempt ended, ready to be recorded: the record's changes and timeline entry, and
+    whether the job is done with (ack) or runs again after ``delay`` (nack)."""
+
+    claimed: Claimed
+    changes: dict[str, Any]
+    entry: dict[str, Any]
+    ack: bool
+    delay: float
+    queue: Queue | None
+
+    @property
+    def status(self) -> str:
+        return str(self.changes["status"])
 
 
 #: Told how a finish sent with ``finish_later`` went: the job's children ids, or None when the
@@ -194,39 +214,32 @@ class JobPath:
     # --- finish ------------------------------------------------------------------------------
 
     def finish(
-        self,
-        claimed: Claimed,
-        changes: Mapping[str, Any],
-        entry: Mapping[str, Any],
-        *,
-        ack: bool,
-        delay: float = 0.0,
-        then: TakeRequest | None = None,
-        count: int = 1,
+        self, ending: Ending, *, then: TakeRequest | None = None, count: int = 1
     ) -> tuple[list[str], list[Claimed]]:
         """Write the attempt's end if it still owns the record (else ``LeaseLost``), then ack or
         nack the lease. Returns the job's children ids as they are now (for dependencies) and,
         when ``then`` asks for them, up to ``count`` next jobs, already started."""
+        claimed = ending.claimed
         if not self.storage.update_job(
             claimed.job_id,
-            changes,
+            ending.changes,
             expect={"lease_token": claimed.lease.token},
-            append={"timeline": [entry]},
+            append={"timeline": [ending.entry]},
         ):
             raise LeaseLost(
                 f"job {claimed.job_id}: attempt with lease {claimed.lease.token} no longer owns the job"
             )
         try:
-            if ack:
+            if ending.ack:
                 self.broker.ack(claimed.lease)
             else:
-                self.broker.nack(claimed.lease, delay)
+                self.broker.nack(claimed.lease, ending.delay)
         except LeaseLost:
             # The lease expired after the record was written; whoever claims the id next sees
             # the record's truth and acts on it.
             log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
         children: list[str] = []
-        if ack:
+        if ending.ack:
             try:
                 fresh = self.storage.get_job(claimed.job_id)  # children may have been linked meanwhile
             except AdapterError:  # the end is recorded; the leader's reconciliation finds the rest
@@ -242,21 +255,12 @@ class JobPath:
             log.debug("job %s recorded; taking the next job failed: %s", claimed.job_id, exc)
             return children, []
 
-    def finish_later(
-        self,
-        claimed: Claimed,
-        changes: Mapping[str, Any],
-        entry: Mapping[str, Any],
-        *,
-        ack: bool,
-        delay: float,
-        finished: Finished,
-    ) -> None:
+    def finish_later(self, ending: Ending, finished: Finished) -> None:
         """Like ``finish``, but a path that pipelines may send it and return at once; ``finished``
         is called when the reply is read (at the latest with the next step on this path). The
         generic path records it now."""
         try:
-            children, _ = self.finish(claimed, changes, entry, ack=ack, delay=delay)
+            children, _ = self.finish(ending)
         except LeaseLost:
             finished(None)
         else:

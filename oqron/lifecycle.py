@@ -37,7 +37,7 @@ from .job import (
     new_record,
     transition,
 )
-from .jobpath import Claimed, TakeRequest, job_path
+from .jobpath import Claimed, Ending, TakeRequest, job_path
 
 if TYPE_CHECKING:
     from .modules.queue import Queue
@@ -62,23 +62,6 @@ class AddOptions:
     triggered_by: str = "api"
     remove_on_complete: Any = None
     remove_on_fail: Any = None
-
-
-@dataclass
-class Ending:
-    """How an attempt ended, ready to be recorded: the record's changes and timeline entry, and
-    whether the job is done with (ack) or runs again after ``delay`` (nack)."""
-
-    claimed: Claimed
-    changes: dict[str, Any]
-    entry: dict[str, Any]
-    ack: bool
-    delay: float
-    queue: Queue | None
-
-    @property
-    def status(self) -> str:
-        return str(self.changes["status"])
 
 
 class Lifecycle:
@@ -295,10 +278,7 @@ class Lifecycle:
     def record(self, ending: Ending, then: TakeRequest | None = None, count: int = 1) -> list[Claimed]:
         """Write an ending and ack or nack; ``LeaseLost`` if the attempt no longer owns the job.
         With ``then``, also take up to ``count`` next jobs in the same step and return them."""
-        claimed = ending.claimed
-        children, taken = self.path.finish(
-            claimed, ending.changes, ending.entry, ack=ending.ack, delay=ending.delay, then=then, count=count
-        )
+        children, taken = self.path.finish(ending, then=then, count=count)
         self._ended(ending, children)
         return taken
 
@@ -312,8 +292,7 @@ class Lifecycle:
             else:
                 self._ended(ending, children)
 
-        self.path.finish_later(ending.claimed, ending.changes, ending.entry, ack=ending.ack,
-                               delay=ending.delay, finished=finished)
+        self.path.finish_later(ending, finished)
 
     def _ended(self, ending: Ending, children: list[str]) -> None:
         if ending.ack:
@@ -326,12 +305,9 @@ class Lifecycle:
         claimed: Claimed,
         return_value: Any,
         queue: Queue | None = None,
-        then: TakeRequest | None = None,
-    ) -> Claimed | None:
-        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job. With
-        ``then``, also take the next job in the same step and return it."""
-        taken = self.record(self.completion(claimed, return_value, queue), then)
-        return taken[0] if taken else None
+    ) -> None:
+        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job."""
+        self.record(self.completion(claimed, return_value, queue))
 
     def fail_attempt(
         self,
@@ -340,13 +316,12 @@ class Lifecycle:
         stacktrace: str | None,
         queue: Queue | None,
         retryable: bool = True,
-        then: TakeRequest | None = None,
-    ) -> tuple[str, Claimed | None]:
-        """Record a failed attempt (see ``failure``). Returns the new status (and the next job
-        when ``then`` asks for one). ``LeaseLost`` if the attempt is stale."""
+    ) -> str:
+        """Record a failed attempt (see ``failure``); returns the job's new status.
+        ``LeaseLost`` if the attempt is stale."""
         ending = self.failure(claimed, error, stacktrace, queue, retryable)
-        taken = self.record(ending, then)
-        return ending.status, taken[0] if taken else None
+        self.record(ending)
+        return ending.status
 
     # --- master side -----------------------------------------------------------------------
 
@@ -372,7 +347,7 @@ class Lifecycle:
                 return None
             return WAITING
         try:
-            return self.fail_attempt(Claimed(lease, record), error, None, queue, retryable)[0]
+            return self.fail_attempt(Claimed(lease, record), error, None, queue, retryable)
         except LeaseLost:
             return None
 

@@ -16,7 +16,7 @@ from ... import codec
 from ...adapters.base import APPEND_CAPS, Broker, Lease, Storage
 from ...config import Config
 from ...errors import LeaseLost
-from ...jobpath import FOREIGN_RETRY, Claimed, Finished, JobPath, TakeRequest
+from ...jobpath import FOREIGN_RETRY, Claimed, Ending, Finished, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
 from .connection import MAX_BLOCK, client_for, script_source, translate_errors
 from .packed import PackedScript, bulk, command, pack, roundtrip
@@ -209,32 +209,23 @@ class RedisJobPath(JobPath):
             block = command("BZPOPMIN", *markers, f"{max(0.001, min(wait, MAX_BLOCK)):.3f}")
             reply = self._call(self._take_script, numkeys, items, head + parts.args(None), first=block)
 
-    def _finish(
-        self, claimed: Claimed, changes: Mapping[str, Any], entry: Mapping[str, Any], ack: bool, delay: float
-    ) -> tuple[int, bytes, int, bytes]:
+    def _finish(self, ending: Ending) -> tuple[int, bytes, int, bytes]:
         """Packed keys (count, bytes) and arguments (count, bytes) of a finish."""
-        lease = claimed.lease
+        lease = ending.claimed.lease
         keys = self._finish_keys.get((lease.queue, lease.consumer))
         if keys is None:
             keys = pack([*self.broker.queue_keys(lease.queue), self.broker.consumer_key(lease.consumer)])
             self._finish_keys[(lease.queue, lease.consumer)] = keys
-        args = [self.broker.prefix, lease.job_id, lease.token, "ack" if ack else "nack",
-                int(delay * 1000), lease.queue, "", codec.dumps(entry), *encode_fields(changes)]
+        args = [self.broker.prefix, lease.job_id, lease.token, "ack" if ending.ack else "nack",
+                int(ending.delay * 1000), lease.queue, "", codec.dumps(ending.entry),
+                *encode_fields(ending.changes)]
         return FINISH_KEYS, keys, len(args), pack(args)
 
     @translate_errors
     def finish(
-        self,
-        claimed: Claimed,
-        changes: Mapping[str, Any],
-        entry: Mapping[str, Any],
-        *,
-        ack: bool,
-        delay: float = 0.0,
-        then: TakeRequest | None = None,
-        count: int = 1,
+        self, ending: Ending, *, then: TakeRequest | None = None, count: int = 1
     ) -> tuple[list[str], list[Claimed]]:
-        nkeys, keys, nargs, args = self._finish(claimed, changes, entry, ack, delay)
+        nkeys, keys, nargs, args = self._finish(ending)
         taken: list[Claimed] | int = 0
         if then is None:
             finished = self._call(self._finish_script, nkeys, nkeys + nargs, keys + args)
@@ -246,6 +237,7 @@ class RedisJobPath(JobPath):
                 self._next_script, nkeys + take.numkeys, nkeys + take.numkeys + 3 + nargs + take.numargs, body
             )
             taken = self._taken(then, reply)
+        claimed = ending.claimed
         children = self._children(claimed, finished)
         if children is None:
             raise LeaseLost(
@@ -262,21 +254,13 @@ class RedisJobPath(JobPath):
             log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
         return [codec.loads(line) for line in finished[2].split("\n")] if finished[2] else []
 
-    def finish_later(
-        self,
-        claimed: Claimed,
-        changes: Mapping[str, Any],
-        entry: Mapping[str, Any],
-        *,
-        ack: bool,
-        delay: float,
-        finished: Finished,
-    ) -> None:
+    def finish_later(self, ending: Ending, finished: Finished) -> None:
         """Sent at once, the reply read with the next step on the consumer connection: the
         child runs its next job while Redis records this one."""
-        nkeys, keys, nargs, args = self._finish(claimed, changes, entry, ack, delay)
-        sent = self._finish_script.command(nkeys, nkeys + nargs, keys + args)
-        pending = PendingFinish(claimed, sent, finished)
+        nkeys, keys, nargs, args = self._finish(ending)
+        claimed = ending.claimed
+        command = self._finish_script.command(nkeys, nkeys + nargs, keys + args)
+        pending = PendingFinish(claimed, command, finished)
         client = self.consumer_client
         with client.single_connection_lock:
             if self._unsent:  # an earlier send failed: keep the order, resend with the next step
