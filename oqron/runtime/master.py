@@ -79,6 +79,11 @@ class ChildHandle:
     killed_at: float | None = None
     shutdown_kill: bool = False
 
+    @property
+    def running_id(self) -> str | None:
+        """The job the child said it runs (None when idle)."""
+        return self.job.lease.job_id if self.job is not None else None
+
 
 class Master:
     def __init__(
@@ -367,7 +372,7 @@ class Master:
     def _recover_jobs(self, child: ChildHandle, status: int) -> None:
         lifecycle = self.container.lifecycle
         reason, _ = describe_exit(status)
-        running = child.job.lease.job_id if child.job is not None else None
+        running = child.running_id
         for lease in self.container.broker.leases_of(child.consumer):
             queue = registry.queues.get(lease.queue)
             if child.shutdown_kill:
@@ -464,8 +469,8 @@ class Master:
         return [lease for child in self.children.values() if child.held for lease in self._held_by(child)]
 
     def _held_by(self, child: ChildHandle) -> list[Lease]:
-        running = child.job.lease.job_id if child.job is not None else None
-        return [lease for lease in self.container.broker.leases_of(child.consumer) if lease.job_id != running]
+        leases = self.container.broker.leases_of(child.consumer)
+        return [lease for lease in leases if lease.job_id != child.running_id]
 
     def release_held(self) -> None:
         """A child whose job turned out long gives up the jobs it took behind it: another child

@@ -47,13 +47,8 @@ class PackedScript:
         return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s%s" % (items + 3, self.sha, bulk(numkeys), body)
 
     def __call__(self, client: Client, numkeys: int, items: int, body: bytes) -> Any:
-        """A client in single-connection mode is used under its lock; otherwise the calling
-        thread's own connection to the client's server."""
-        command = self.command(numkeys, items, body)
-        if client.connection is not None:
-            with client.single_connection_lock:
-                return self._call(client, client.connection, command)
-        return self._call(client, thread_connection(client), command)
+        """One call over the calling thread's own connection to ``client``'s server."""
+        return self._call(client, thread_connection(client), self.command(numkeys, items, body))
 
     def pipeline(self, client: Client, calls: Sequence[Call]) -> list[Any]:
         """Calls sent together and their replies read after: the server runs one while the
