@@ -24,7 +24,7 @@ for n = 0, #ARGV - 5 do
     promote_due(q, now, limit)
     local popped = redis.call('ZPOPMIN', q.ready)
     if popped[1] then
-      local token = take_lease(q, ARGV[5 + n], popped[1], consumer, KEYS[1], KEYS[2], now + ttl)
+      local token = take_leases(q, ARGV[5 + n], {popped[1]}, consumer, KEYS[1], KEYS[2], now + ttl)[1]
       if redis.call('ZCARD', q.ready) > 0 then redis.call('ZADD', q.marker, 0, 'm') end
       return {ARGV[5 + n], popped[1], token}
     end

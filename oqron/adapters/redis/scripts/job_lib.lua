@@ -16,8 +16,9 @@ local function max_attempts_of(options, default)
 end
 
 -- Start the attempt of a freshly leased id, or deal with it (drop a missing/final record, set a
--- foreign one aside). A: see take_job. Returns the started record (flat: the fields as read,
--- then the changed ones again with their new values) or nil if the job does not start.
+-- foreign one aside). A: see take_jobs. Returns the started record (flat: the fields as read,
+-- then the changed ones again with their new values) and its status before, or nil if the job
+-- does not start.
 local function start_attempt(K, A, q, queue, id, token, default_max, now)
   local key = A[5] .. 'job:' .. id
   local flat = redis.call('HGETALL', key)
@@ -42,12 +43,47 @@ local function start_attempt(K, A, q, queue, id, token, default_max, now)
     'started_at', A[7], 'finished_at', 'null', 'worker_id', A[6], 'lease_token', cjson.encode(token),
     'timeline', appended(record['timeline'], entry, TIMELINE_CAP)}
   redis.call('HSET', key, unpack(changes))
-  move_index(A[5], id, queue, status, 'active', now)
   for j = 1, #changes do flat[#flat + 1] = changes[j] end  -- later pairs win when decoded
-  return flat
+  return flat, status
 end
 
--- take_job: claim the next runnable job and start it.
+-- Move the started ids out of their former status indexes into 'active', one call per status.
+local function index_started(prefix, queue, moved, now)
+  local stamp, scored = fmt(now), {}
+  for status, ids in pairs(moved) do
+    redis.call('ZREM', prefix .. 'jobs:' .. queue .. ':' .. status, unpack(ids))
+    for _, id in ipairs(ids) do
+      scored[#scored + 1] = stamp
+      scored[#scored + 1] = id
+    end
+  end
+  if #scored > 0 then redis.call('ZADD', prefix .. 'jobs:' .. queue .. ':active', unpack(scored)) end
+end
+
+-- Lease up to count ready ids of one queue and start them; appends the started jobs to taken.
+-- Returns how many ids were popped (0: the queue had none ready).
+local function take_from(K, A, q, queue, default_max, count, now, taken)
+  local popped = redis.call('ZPOPMIN', q.ready, count)
+  if #popped == 0 then return 0 end
+  local ids = {}
+  for j = 1, #popped, 2 do ids[#ids + 1] = popped[j] end
+  local tokens = take_leases(q, queue, ids, A[1], K[1], K[2], now + tonumber(A[2]))
+  local moved = {}
+  for j, id in ipairs(ids) do
+    local record, status = start_attempt(K, A, q, queue, id, tokens[j], default_max, now)
+    if record then
+      taken[#taken + 1] = {queue, id, tokens[j], record}
+      moved[status] = moved[status] or {}
+      table.insert(moved[status], id)
+    end
+  end
+  index_started(A[5], queue, moved, now)
+  if redis.call('ZCARD', q.ready) > 0 then redis.call('ZADD', q.marker, 0, 'm') end
+  return #ids
+end
+
+-- take_jobs: claim up to count runnable jobs and start them (a child that runs short jobs takes
+-- several per round trip), from the first queue that has some, then the next.
 -- K[1] consumer set, K[2] token counter, then 7 keys per queue (lib's q table order)
 -- A[1] consumer id (also the worker id)      A[2] lease ttl in ms
 -- A[3] max delayed jobs promoted per call    A[4] now in ms ("" = server clock)
@@ -55,28 +91,25 @@ end
 -- A[7] start time in seconds, JSON-encoded ("" = now)   A[8] project, JSON-encoded
 -- A[9] environment, JSON-encoded             A[10] ms to set a foreign job aside
 -- then per queue: name, default max attempts (same order as the key groups)
--- Returns {queue, id, token, started record (flat)} or {"", ms until the next delayed job (-1)}.
-local function take_job(K, A)
-  local ttl, limit, now = tonumber(A[2]), tonumber(A[3]), clock(A[4])
+-- Returns a list of {queue, id, token, started record (flat)}, or the single reply
+-- {{"", ms until the next delayed job (-1)}} when none could be taken.
+local function take_jobs(K, A, count)
+  local limit, now = tonumber(A[3]), clock(A[4])
   if A[7] == '' then A[7] = string.format('%.3f', now / 1000) end
   local groups = (#A - 10) / 2
-  for _ = 0, 100 do
-    local next_due, progressed = -1, false
-    for n = 0, groups - 1 do
-      local q = queue_keys({unpack(K, 3 + n * 7, 9 + n * 7)})
-      local queue = A[11 + 2 * n]
-      if redis.call('HGET', q.meta, 'paused') ~= '1' then
-        promote_due(q, now, limit)
-        local popped = redis.call('ZPOPMIN', q.ready)
-        if popped[1] then
-          local id = popped[1]
-          local token = take_lease(q, queue, id, A[1], K[1], K[2], now + ttl)
-          local record = start_attempt(K, A, q, queue, id, token, tonumber(A[12 + 2 * n]), now)
-          if redis.call('ZCARD', q.ready) > 0 then redis.call('ZADD', q.marker, 0, 'm') end
-          if record then return {queue, id, token, record} end
-          progressed = true
+  local taken, next_due = {}, -1
+  for n = 0, groups - 1 do
+    local q = queue_keys({unpack(K, 3 + n * 7, 9 + n * 7)})
+    if redis.call('HGET', q.meta, 'paused') ~= '1' then
+      promote_due(q, now, limit)
+      -- popped ids that do not start (dropped, set aside) leave room: pop again, boundedly
+      for _ = 0, 100 do
+        if #taken >= count then return taken end
+        if take_from(K, A, q, A[11 + 2 * n], tonumber(A[12 + 2 * n]), count - #taken, now, taken) == 0 then
           break
         end
+      end
+      if #taken == 0 then  -- only a reply with no job says when to come back
         local first = redis.call('ZRANGE', q.delayed, 0, 0, 'WITHSCORES')
         if first[2] then
           local wait = math.max(0, tonumber(first[2]) - now)
@@ -84,24 +117,8 @@ local function take_job(K, A)
         end
       end
     end
-    if not progressed then return {'', next_due} end
   end
-  return {'', 0}
-end
-
--- take_jobs: take_job up to ``count`` times (a child that runs short jobs takes several per
--- round trip). Returns the started jobs, or the single reply {"", ms until the next delayed
--- job} when none could be taken.
-local function take_jobs(K, A, count)
-  local taken = {}
-  for _ = 1, count do
-    local one = take_job(K, A)
-    if one[1] == '' then
-      if #taken == 0 then return {one} end
-      break
-    end
-    taken[#taken + 1] = one
-  end
+  if #taken == 0 then return {{'', next_due}} end
   return taken
 end
 

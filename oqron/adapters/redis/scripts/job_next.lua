@@ -5,7 +5,7 @@
 -- ARGV[1] number of keys of the finish part (nk), ARGV[2] number of its arguments (na),
 -- ARGV[3] how many jobs to take at most
 -- KEYS[1..nk] and ARGV[4..3+na]: finish_attempt's keys and arguments
--- KEYS[nk+1..] and ARGV[4+na..]: take_job's keys and arguments
+-- KEYS[nk+1..] and ARGV[4+na..]: take_jobs' keys and arguments
 -- Returns {finish_attempt's reply, take_jobs' reply}.
 local nk, na, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local fa, ta = {unpack(ARGV, 4, 3 + na)}, {unpack(ARGV, 4 + na)}

@@ -6,6 +6,6 @@
 --
 --!include lib.lua
 --!include job_lib.lua
--- ARGV[1] how many jobs to take at most; KEYS and ARGV[2..]: as take_job in job_lib.lua.
+-- ARGV[1] how many jobs to take at most; KEYS and ARGV[2..]: as take_jobs in job_lib.lua.
 -- Returns take_jobs' reply.
 return take_jobs(KEYS, {unpack(ARGV, 2)}, tonumber(ARGV[1]))

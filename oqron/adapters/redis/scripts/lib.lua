@@ -72,12 +72,24 @@ local function remember_strategy(q, strategy)
   return remembered or 'fifo'
 end
 
-local function take_lease(q, queue, id, consumer, consumer_key, token_key, deadline)
-  local token = tostring(redis.call('INCR', token_key))
-  redis.call('ZADD', q.active, fmt(deadline), id)
-  redis.call('HSET', q.leases, id, token .. ' ' .. consumer)
-  redis.call('SADD', consumer_key, queue .. '\t' .. id)
-  return token
+-- Lease ids (one queue) to a consumer until deadline; returns their tokens, in order.
+local function take_leases(q, queue, ids, consumer, consumer_key, token_key, deadline)
+  local last = redis.call('INCRBY', token_key, #ids)
+  local tokens, scored, held, members = {}, {}, {}, {}
+  local due = fmt(deadline)
+  for j, id in ipairs(ids) do
+    local token = fmt(last - #ids + j)
+    tokens[j] = token
+    scored[#scored + 1] = due
+    scored[#scored + 1] = id
+    held[#held + 1] = id
+    held[#held + 1] = token .. ' ' .. consumer
+    members[j] = queue .. '\t' .. id
+  end
+  redis.call('ZADD', q.active, unpack(scored))
+  redis.call('HSET', q.leases, unpack(held))
+  redis.call('SADD', consumer_key, unpack(members))
+  return tokens
 end
 
 -- Drop a lease if the token is current; false (nothing changed) if it is stale.
