@@ -132,3 +132,25 @@ def test_ends_sent_ahead_survive_a_dropped_connection(kit: Container, redis_url:
     assert [j.wait(timeout=5) for j in jobs] == [0, 1, 2, 3]
     assert [j.refresh().attempts_made for j in jobs] == [1, 1, 1, 1]
     assert all(len([e for e in j.timeline if e["to"] == "completed"]) == 1 for j in jobs)
+
+
+def test_hot_path_functions_lost_by_the_server_are_loaded_again(kit: Container, redis_url: str) -> None:
+    """The server forgets oqron's function library (FUNCTION FLUSH, or a restart without
+    persistence) while finishes are in flight: the library is loaded again, the finishes that
+    hit the gap are resent, each job is completed once, and taking goes on."""
+    q = queue("q")
+    jobs = q.add_bulk([{"n": n} for n in range(5)])
+    life = kit.lifecycle
+    taken = life.claim_many(["q"], "consumer-a", 30.0, 4)
+    redis.Redis.from_url(redis_url).function_flush()
+    refused: list[str] = []
+    for claimed in taken[:3]:
+        life.record_later(life.completion(claimed, claimed.record["data"]["n"]), refused.append)
+    more = life.record(life.completion(taken[3], 3), life.take_request(["q"], "consumer-a", 30.0), 1)
+    assert [c.job_id for c in more] == [jobs[4].id]
+    redis.Redis.from_url(redis_url).function_flush()
+    life.record(life.completion(more[0], 4))
+    life.path.flush()
+    assert refused == []
+    assert [j.wait(timeout=5) for j in jobs] == [0, 1, 2, 3, 4]
+    assert [j.refresh().attempts_made for j in jobs] == [1, 1, 1, 1, 1]

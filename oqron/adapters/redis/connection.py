@@ -59,10 +59,16 @@ INCLUDE = "--!include "
 
 
 @functools.cache
+def script_text(name: str) -> str:
+    """The text of ``scripts/<name>.lua`` as written."""
+    return resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text()
+
+
+@functools.cache
 def script_source(name: str) -> str:
     """A script's text with its ``--!include file.lua`` lines replaced by that file: Redis
     scripts cannot import, so shared functions are pasted in."""
-    text = resources.files(__package__).joinpath("scripts", f"{name}.lua").read_text()
+    text = script_text(name)
     lines = []
     for line in text.splitlines():
         if line.startswith(INCLUDE):

@@ -18,8 +18,8 @@ from ...config import Config
 from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, Ending, Finished, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
-from .connection import MAX_BLOCK, client_for, script_source, translate_errors
-from .packed import PackedScript, bulk, command, pack, roundtrip
+from .connection import MAX_BLOCK, client_for, script_text, translate_errors
+from .packed import FunctionLibrary, PackedScript, bulk, command, pack, read_reply, roundtrip
 from .records import decode_record, encode_fields, encode_new
 from .storage import RedisStorage
 
@@ -41,6 +41,8 @@ ADD_HEAD = 7
 #: pipelined, so the client packs the next batch while the server stores the last.
 ADD_BATCH = 500
 FINISH_KEYS = QUEUE_KEYS + 1
+#: The hot path's scripts, loaded as one function library.
+HOT_PATH = FunctionLibrary(("job_add", "job_take", "job_finish", "job_next"), script_text)
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,11 @@ class RedisJobPath(JobPath):
         self._add_heads: dict[tuple[Any, ...], bytes] = {}
         self._consumer: Any = None
         self._consumer_forks = -1
-        self._add_script = PackedScript(script_source("job_add"))
-        self._take_script = PackedScript(script_source("job_take"))
-        self._finish_script = PackedScript(script_source("job_finish"))
-        self._next_script = PackedScript(script_source("job_next"))
+        functions = HOT_PATH.functions
+        self._add_script = functions["job_add"]
+        self._take_script = functions["job_take"]
+        self._finish_script = functions["job_finish"]
+        self._next_script = functions["job_next"]
         self._take_parts: dict[tuple[Any, ...], TakeParts] = {}
         self._finish_keys: dict[tuple[str, str], bytes] = {}
         # Finishes sent ahead. Between steps, at most one list holds any: a failure moves what
@@ -301,7 +304,7 @@ class RedisJobPath(JobPath):
             try:
                 if first is not None:
                     connection.read_response()
-                return connection.read_response()
+                return read_reply(connection)
             except redis.exceptions.NoScriptError:  # a restarted or flushed server
                 self._load(script)
                 return roundtrip(connection, command)
@@ -319,7 +322,7 @@ class RedisJobPath(JobPath):
         while self._inflight:
             pending = self._inflight[0]
             try:
-                reply = client.connection.read_response()
+                reply = read_reply(client.connection)
             except redis.exceptions.NoScriptError:  # not run (the server lost its scripts):
                 self._inflight.pop(0)  # resent with the next step, once the replies queued
                 self._load(self._finish_script)  # behind this one are read
@@ -349,9 +352,9 @@ class RedisJobPath(JobPath):
             return roundtrip(client.connection, data)
 
     def _load(self, script: PackedScript) -> None:
-        """Load a script over the pooled client: replies may still be queued on the consumer
-        connection."""
-        self.broker.client.script_load(script.source)
+        """Load the library over the pooled client: replies may still be queued on the
+        consumer connection."""
+        script.load(self.broker.client)
 
     @staticmethod
     def _report(pending: PendingFinish, children: list[str] | None, resent: bool) -> None:
