@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 Client = Any
+NEEDS_REDIS_7 = "oqron's Redis job path needs Redis 7.0 or newer (functions); the server says: "
 #: A script's lines naming a shared file to paste in before it.
 INCLUDE = re.compile(r"^--!include (\w+)\.lua\s*$", re.MULTILINE)
 #: One call: (number of keys, number of keys + arguments, the packed keys and arguments).
@@ -70,9 +71,7 @@ class FunctionLibrary:
             client.function_load(self.code, replace=True)
         except redis.ResponseError as exc:
             if "unknown command" in str(exc).lower():
-                raise redis.ResponseError(
-                    "oqron's Redis job path needs Redis 7.0 or newer (FUNCTION LOAD): " + str(exc)
-                ) from exc
+                raise redis.ResponseError(NEEDS_REDIS_7 + str(exc)) from exc
             raise
 
 
@@ -131,6 +130,8 @@ def read_reply(connection: Any) -> Any:
     except redis.ResponseError as exc:
         if str(exc).startswith("Function not found"):
             raise redis.exceptions.NoScriptError(str(exc)) from exc
+        if "unknown command" in str(exc).lower() and "fcall" in str(exc).lower():
+            raise redis.ResponseError(NEEDS_REDIS_7 + str(exc)) from exc
         raise
 
 
