@@ -38,9 +38,9 @@ NOTES = [
     "The side-by-side workloads run in rounds (3 by default): each round goes through every "
     "framework in turn, so that the VM's drift falls on all of them, and each figure is the median "
     "of its rounds (the rounds are kept in the JSON).",
-    "Completions are counted in that Redis: every handler ends with one INCR (the first and the "
-    "target completion also stamp their time). That adds the same round trip per job to every "
-    "framework, so absolute no-op figures are lower than with an empty handler.",
+    "Completions are counted in that Redis: every handler ends by writing one short script call "
+    "(INCR; the first and the target completion are stamped with the server's clock) without "
+    "waiting for its reply. That adds the same write per job to every framework.",
     "enqueue one by one: N single adds after 100 warm-up adds, workers stopped. enqueue bulk: each "
     "library's bulk API (see the `how` field in the JSON): Celery `group().apply_async()` per 1,000, "
     "RQ `enqueue_many` in a pipeline per 1,000, oqron `add_bulk`; Dramatiq and Huey have none (loop).",

@@ -1,4 +1,4 @@
-"""oqron alone, without the benchmark's per-job INCR: a handler that returns at once, 2 children,
+"""oqron alone, without the benchmark's per-job counting: a handler that returns at once, 2 children,
 with batches (``--prefetch 8``, the default) and without (``--prefetch 1``).
 
     .venv/bin/python -m benchmarks.empty_handler [--jobs 40000] [--rounds 2]
