@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from oqron.adapters.postgres import PostgresBroker, PostgresStorage
+from oqron.adapters.postgres.broker import SAFETY_NET
 from oqron.errors import AdapterUnavailable
 from tests.support.postgres import ScratchDatabase
 from tests.support.wait import wait_for
@@ -133,7 +134,9 @@ def test_notify_wakes_a_claimer_in_another_process(broker: PostgresBroker, pg_da
             broker.publish("wake", [f"w{i}"])
             assert parent_end.poll(5), "the waiter was not woken"
             latencies.append(parent_end.recv() - published)
-        assert max(latencies) < 0.1, latencies
+        # Woken by NOTIFY, not by the listener's safety-net poll (SAFETY_NET, 5 s): the bound
+        # leaves room for a loaded 2-core machine (106 ms was seen under the parallel suite).
+        assert max(latencies) < SAFETY_NET / 5, latencies
     finally:
         child.join(10)
         if child.exitcode is None:
