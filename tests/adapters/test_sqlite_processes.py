@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from oqron.adapters.sqlite import SqliteBroker
+from oqron.adapters.sqlite.broker import SAFETY_WAIT
 from oqron.errors import LeaseLost
 from tests.support.wait import wait_for
 
@@ -140,7 +141,9 @@ def test_a_waiter_in_another_process_is_woken_by_a_publish(
     broker.publish("q", ["wake-up"])
     woken, job_id = child.recv()
     assert job_id == "wake-up"
-    assert woken - published < 0.1
+    # Woken by the publish's bell, not by the waiter's safety-net look (SAFETY_WAIT, 2 s),
+    # with room for a loaded 2-core machine.
+    assert woken - published < SAFETY_WAIT / 4
     assert child.join() == 0
     assert bells(broker) == []  # the waiter removed its bell
 
