@@ -58,11 +58,11 @@ class FunctionLibrary:
                 if include not in shared:
                     shared.append(include)
             bodies.append((name, INCLUDE.sub("", text_of(name))))
-        text = "\n".join([*(text_of(include) for include in shared),
-                          *(f"redis.register_function('{{name}}_{name}', function(KEYS, ARGV)\n{body}\nend)"
-                            for name, body in bodies)])
-        self.name = "oqron_" + hashlib.sha1(text.encode()).hexdigest()[:12]
-        self.code = f"#!lua name={self.name}\n" + text.replace("{name}", self.name)
+        sources = [text_of(include) for include in shared] + [body for _, body in bodies]
+        self.name = "oqron_" + hashlib.sha1("\n".join(sources).encode()).hexdigest()[:12]
+        registered = [f"redis.register_function('{self.name}_{name}', function(KEYS, ARGV)\n{body}\nend)"
+                      for name, body in bodies]
+        self.code = "\n".join([f"#!lua name={self.name}", *sources[:len(shared)], *registered])
         self.functions = {name: PackedScript(self, f"{self.name}_{name}") for name in names}
 
     def load(self, client: Client) -> None:
