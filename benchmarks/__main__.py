@@ -46,8 +46,9 @@ NOTES = [
     "RQ `enqueue_many` in a pipeline per 1,000, oqron `add_bulk`; Dramatiq and Huey have none (loop).",
     "end-to-end: N no-op jobs are enqueued with no worker running, then the worker starts. The "
     "headline figure is (N-1) / (last completion - first completion); 'incl. worker start' is "
-    "N / (last completion - worker process start). RQ drains fewer jobs (max_drain_jobs) because it "
-    "forks per job and would not finish 20,000 in the time budget.",
+    "N / (last completion - worker process start). The slow drainers drain fewer jobs "
+    "(max_drain_jobs) to keep the run within its time budget: RQ 3,000 (it forks per job), Celery "
+    "and Dramatiq 5,000.",
     "CPU-bound: 200 jobs of a pure-Python loop calibrated to ~20 ms in the orchestrator; efficiency = "
     "(CPU seconds the handlers spent in the loop, measured inside them with thread_time) / 2 / "
     "(last completion - first completion + one job). The calibrated ideal is kept in the JSON "
