@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -55,7 +56,8 @@ def drop_clients() -> None:
     _clients.clear()
 
 
-INCLUDE = "--!include "
+#: A script's line naming a shared file to paste in before it (Redis scripts cannot import).
+INCLUDE = re.compile(r"^--!include (\w+)\.lua[ \t]*$", re.MULTILINE)
 
 
 @functools.cache
@@ -68,14 +70,7 @@ def script_text(name: str) -> str:
 def script_source(name: str) -> str:
     """A script's text with its ``--!include file.lua`` lines replaced by that file: Redis
     scripts cannot import, so shared functions are pasted in."""
-    text = script_text(name)
-    lines = []
-    for line in text.splitlines():
-        if line.startswith(INCLUDE):
-            lines.append(script_source(line[len(INCLUDE):].strip().removesuffix(".lua")))
-        else:
-            lines.append(line)
-    return "\n".join(lines) + "\n"
+    return INCLUDE.sub(lambda line: script_source(line.group(1)).rstrip("\n"), script_text(name))
 
 
 class ScriptSet:

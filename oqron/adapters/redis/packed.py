@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
 
+from .connection import INCLUDE
+
 Client = Any
 NEEDS_REDIS_7 = "oqron's Redis job path needs Redis 7.0 or newer (functions); the server says: "
-#: A script's lines naming a shared file to paste in before it.
-INCLUDE = re.compile(r"^--!include (\w+)\.lua\s*$", re.MULTILINE)
 #: One call: (number of keys, number of keys + arguments, the packed keys and arguments).
 Call = tuple[int, int, bytes]
 
