@@ -300,29 +300,6 @@ class Lifecycle:
             dag.children_of_finished(self, children)
             retention.apply(self.storage, record, ending.queue)
 
-    def complete(
-        self,
-        claimed: Claimed,
-        return_value: Any,
-        queue: Queue | None = None,
-    ) -> None:
-        """Record success and ack. ``LeaseLost`` if the attempt no longer owns the job."""
-        self.record(self.completion(claimed, return_value, queue))
-
-    def fail_attempt(
-        self,
-        claimed: Claimed,
-        error: Mapping[str, Any],
-        stacktrace: str | None,
-        queue: Queue | None,
-        retryable: bool = True,
-    ) -> str:
-        """Record a failed attempt (see ``failure``); returns the job's new status.
-        ``LeaseLost`` if the attempt is stale."""
-        ending = self.failure(claimed, error, stacktrace, queue, retryable)
-        self.record(ending)
-        return ending.status
-
     # --- master side -----------------------------------------------------------------------
 
     def recover_lease(
@@ -346,10 +323,12 @@ class Lifecycle:
             except LeaseLost:
                 return None
             return WAITING
+        ending = self.failure(Claimed(lease, record), error, None, queue, retryable)
         try:
-            return self.fail_attempt(Claimed(lease, record), error, None, queue, retryable)
+            self.record(ending)
         except LeaseLost:
             return None
+        return ending.status
 
     def release_lease(self, lease: Lease, reason: str) -> bool:
         """Put a job back to waiting without charging an attempt: its worker was stopped by an

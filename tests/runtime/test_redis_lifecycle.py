@@ -38,7 +38,7 @@ def test_expired_lease_is_taken_over_and_the_stale_finish_refused(kit: Container
     assert second.record["attempts_made"] == 2
 
     with pytest.raises(LeaseLost):
-        life.complete(first, {"by": "a"}, q)
+        life.record(life.completion(first, {"by": "a"}, q))
     with pytest.raises(LeaseLost):
         kit.broker.ack(first.lease)
     job.refresh()
@@ -46,7 +46,7 @@ def test_expired_lease_is_taken_over_and_the_stale_finish_refused(kit: Container
     assert job.record["worker_id"] == "consumer-b" and job.record["lease_token"] == second.lease.token
     assert job.return_value is None
 
-    life.complete(second, {"by": "b"}, q)
+    life.record(life.completion(second, {"by": "b"}, q))
     assert job.refresh().status == "completed" and job.return_value == {"by": "b"}
     assert kit.broker.counts("q") == {"waiting": 0, "delayed": 0, "active": 0}
 

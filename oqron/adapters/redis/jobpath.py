@@ -340,16 +340,9 @@ class RedisJobPath(JobPath):
     def _resend_unsent(self, client: Any) -> None:
         while self._unsent:
             pending = self._unsent[0]
-            reply = self._finish_roundtrip(client, pending.command)
+            reply = self._finish_script.call(self.broker.client, client.connection, pending.command)
             self._unsent.pop(0)
             self._report(pending, self._children(pending.claimed, reply), resent=True)
-
-    def _finish_roundtrip(self, client: Any, data: bytes) -> Any:
-        try:
-            return roundtrip(client.connection, data)
-        except redis.exceptions.NoScriptError:
-            self._load(self._finish_script)
-            return roundtrip(client.connection, data)
 
     def _load(self, script: PackedScript) -> None:
         """Load the library over the pooled client: replies may still be queued on the

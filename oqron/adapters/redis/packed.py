@@ -89,7 +89,7 @@ class PackedScript:
 
     def __call__(self, client: Client, numkeys: int, items: int, body: bytes) -> Any:
         """One call over the calling thread's own connection to ``client``'s server."""
-        return self._call(client, thread_connection(client), self.command(numkeys, items, body))
+        return self.call(client, thread_connection(client), self.command(numkeys, items, body))
 
     def pipeline(self, client: Client, calls: Sequence[Call]) -> list[Any]:
         """Calls sent together and their replies read after: the server runs one while the
@@ -111,7 +111,10 @@ class PackedScript:
             raise failure
         return replies
 
-    def _call(self, client: Client, connection: Any, command: bytes) -> Any:
+    def call(self, client: Client, connection: Any, command: bytes) -> Any:
+        """Send a packed call on ``connection`` and read its reply; a missing library is loaded
+        through ``client`` (not ``connection``, which may have replies queued) and the call
+        sent once more."""
         try:
             return roundtrip(connection, command)
         except redis.exceptions.NoScriptError:  # a restarted or flushed server
