@@ -47,15 +47,14 @@ def depths(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
         for _ in range(repeats):
             for depth, figure in figures.items():
                 driver = _on(driver, servers[depth].url)
-                rd = redis.Redis.from_url(servers[depth].url)
-                n = figure["jobs"]
-                rd.delete(common.DONE, common.TIMES)
-                rd.set(common.TARGET, n)
-                started, first, last = run_worker(driver, rd, n, p)
-                figure["samples_jobs_s"].append((n - 1) / (last - first))
-                figure["startups"].append(first - started)
-                _fill(driver, int(rd.get(common.DONE) or 0), chunk)  # back to ``depth``
-                rd.close()
+                with redis.Redis.from_url(servers[depth].url) as rd:
+                    n = figure["jobs"]
+                    rd.delete(common.DONE, common.TIMES)
+                    rd.set(common.TARGET, n)
+                    started, first, last = run_worker(driver, rd, n, p)
+                    figure["samples_jobs_s"].append((n - 1) / (last - first))
+                    figure["startups"].append(first - started)
+                    _fill(driver, int(rd.get(common.DONE) or 0), chunk)  # back to ``depth``
     finally:
         driver.close()
         for server in servers.values():

@@ -16,4 +16,4 @@ empty = queue("empty")
 
 @empty.handler
 def nothing(ctx):
-    """No benchmark INCR: what oqron alone costs per job (``benchmarks.empty_handler``)."""
+    """No completion counting: what oqron alone costs per job (``benchmarks.empty_handler``)."""
