@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import Counter
 
 import pytest
@@ -154,3 +155,42 @@ def test_hot_path_functions_lost_by_the_server_are_loaded_again(kit: Container, 
     assert refused == []
     assert [j.wait(timeout=5) for j in jobs] == [0, 1, 2, 3, 4]
     assert [j.refresh().attempts_made for j in jobs] == [1, 1, 1, 1, 1]
+
+
+def _record_ahead_and_die(ids: list[str]) -> None:
+    container = Container.get()
+    container.after_fork()
+    life = container.lifecycle
+    taken = life.claim_many(["q"], "consumer-dies", 30.0, 3)
+    assert [c.job_id for c in taken] == ids
+    for claimed in taken[:2]:
+        life.record_later(life.completion(claimed, claimed.record["data"]["n"]), lambda ending: None)
+    os.kill(os.getpid(), signal.SIGKILL)  # before any step that would send what is held
+
+
+def test_ends_sent_ahead_are_recorded_when_the_sender_is_killed(kit: Container) -> None:
+    """Ends sent ahead are held in the kernel (corked) until the next step: a child killed
+    before that step still has them recorded, like a segfault in the job after them."""
+    q = queue("q")
+    jobs = q.add_bulk([{"n": n} for n in range(3)])
+    process = multiprocessing.get_context("fork").Process(
+        target=_record_ahead_and_die, args=([j.id for j in jobs],)
+    )
+    process.start()
+    process.join(30)
+    assert process.exitcode == -signal.SIGKILL
+    assert [j.wait(timeout=5) for j in jobs[:2]] == [0, 1]
+    assert jobs[2].refresh().status == "active"  # taken, never run: the master's to requeue
+
+
+def test_an_end_sent_ahead_is_recorded_without_a_next_step(kit: Container) -> None:
+    """The job after it may run for minutes: an end sent ahead does not wait for the next step
+    (the kernel sends corked writes after 200 ms)."""
+    q = queue("q")
+    jobs = q.add_bulk([{"n": n} for n in range(2)])
+    life = kit.lifecycle
+    taken = life.claim_many(["q"], "consumer-a", 30.0, 2)
+    life.record_later(life.completion(taken[0], 0), lambda ending: None)
+    wait_for(lambda: jobs[0].refresh().status == "completed", 2.0, message="end recorded")
+    life.record(life.completion(taken[1], 1))
+    assert [j.wait(timeout=5) for j in jobs] == [0, 1]

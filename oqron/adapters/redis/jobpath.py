@@ -19,7 +19,7 @@ from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, Ending, Finished, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
 from .connection import MAX_BLOCK, client_for, script_text, translate_errors
-from .packed import FunctionLibrary, PackedScript, bulk, command, pack, read_reply, roundtrip
+from .packed import FunctionLibrary, PackedScript, bulk, command, cork, pack, read_reply, roundtrip, uncork
 from .records import decode_record, encode_fields, encode_new
 from .storage import RedisStorage
 
@@ -114,6 +114,9 @@ class RedisJobPath(JobPath):
         # is in flight to the unsent, and nothing is sent ahead while some are unsent.
         self._inflight: list[PendingFinish] = []  # sent, replies not read yet
         self._unsent: list[PendingFinish] = []  # to resend (their send or their reply failed)
+        # The consumer socket while finishes sent ahead are held corked (see packed.cork): they
+        # go out with the next step, in one segment.
+        self._corked: Any = None
 
     @property
     def consumer_client(self) -> Any:
@@ -270,7 +273,7 @@ class RedisJobPath(JobPath):
                 self._unsent.append(pending)
                 return
             try:
-                self._send(client.connection, pending.command)
+                self._send_corked(client.connection, pending.command)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.debug("job %s: finish not sent (%s); resent with the next step", claimed.job_id, exc)
                 self._unsent.append(pending)
@@ -281,6 +284,7 @@ class RedisJobPath(JobPath):
     def flush(self) -> None:
         client = self.consumer_client
         with client.single_connection_lock:
+            self._uncork()
             self._resend_unsent(client)
             self._settle_pending(client)
 
@@ -300,6 +304,7 @@ class RedisJobPath(JobPath):
             except redis.ConnectionError:  # found dead (the server restarted): once more, anew
                 self._resend_unsent(client)
                 self._send(connection, data)
+            self._uncork()  # this step goes out with the finishes held before it
             self._settle_pending(client)
             try:
                 if first is not None:
@@ -308,6 +313,19 @@ class RedisJobPath(JobPath):
             except redis.exceptions.NoScriptError:  # a restarted or flushed server
                 self._load(script)
                 return roundtrip(connection, command)
+
+    def _send_corked(self, connection: Any, data: bytes) -> None:
+        """Send a finish ahead, held in the kernel until the next step (or 200 ms): a child
+        running short jobs then costs Redis one read per batch instead of one per job."""
+        if self._corked is None or self._corked is not getattr(connection, "_sock", None):
+            self._uncork()
+            self._corked = cork(connection)
+        self._send(connection, data)
+
+    def _uncork(self) -> None:
+        if self._corked is not None:
+            uncork(self._corked)
+            self._corked = None
 
     def _send(self, connection: Any, data: bytes) -> None:
         try:
@@ -338,6 +356,8 @@ class RedisJobPath(JobPath):
             self._report(pending, self._children(pending.claimed, reply), resent=False)
 
     def _resend_unsent(self, client: Any) -> None:
+        if self._unsent:
+            self._uncork()  # each resend waits for its reply
         while self._unsent:
             pending = self._unsent[0]
             reply = self._finish_script.call(self.broker.client, client.connection, pending.command)

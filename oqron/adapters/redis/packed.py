@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -151,6 +152,30 @@ def thread_connection(client: Client) -> Any:
         pool = client.connection_pool
         held = _local.connections[id(client)] = (client, pool.connection_class(**pool.connection_kwargs))
     return held[1]
+
+
+def cork(connection: Any) -> socket.socket | None:
+    """Hold the small writes that follow on ``connection`` in the kernel (TCP_CORK) until
+    ``uncork``, so that they reach the server as one segment and cost one read there. Linux
+    sends corked data by itself after 200 ms at most, and when the process dies; so a write
+    held here is as safe as one sent. Returns the corked socket, or None where corking does
+    not apply (not connected yet, a Unix socket, another OS)."""
+    sock = getattr(connection, "_sock", None)  # redis-py's socket; private, hence the care
+    if not isinstance(sock, socket.socket) or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    except (OSError, AttributeError):
+        return None
+    return sock
+
+
+def uncork(sock: socket.socket) -> None:
+    """Send what ``cork`` held."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    except OSError:  # closed since: what it held was sent when it closed
+        pass
 
 
 def _send_only(connection: Any, command: bytes) -> None:
