@@ -28,6 +28,8 @@ from .workloads import calibrate
 COMMON = ["enqueue_one", "enqueue_bulk", "e2e", "cpu", "latency"]
 OQRON_ONLY = ["depth", "crash", "failover", "dead_node", "e2e_sqlite", "e2e_hybrid"]
 PROJECT_PYTHON = Path(sys.executable)
+#: The run must end within 20 minutes on a fresh machine; a slow VM gets fewer rounds.
+BUDGET = 17 * 60.0
 
 NOTES = [
     "Every framework gets 2 worker processes: Celery prefork `-c 2`, RQ `worker-pool -n 2` (each "
@@ -35,9 +37,11 @@ NOTES = [
     "`-k process -w 2`, oqron `oqron-master --workers 2`. Log levels are WARNING (Huey `-q`).",
     "All run on one private redis-server (no persistence) on a free port, flushed before every step; "
     "the producer and the workers share the machine's cores.",
-    "The side-by-side workloads run in rounds (3 by default): each round goes through every "
-    "framework in turn, so that the VM's drift falls on all of them, and each figure is the median "
-    "of its rounds (the rounds are kept in the JSON).",
+    "The side-by-side workloads run in rounds (3 by default), after oqron's own steps: each round "
+    "goes through every framework in turn, so that the VM's drift falls on all of them, and each "
+    "figure is the median of its rounds (the rounds are kept in the JSON). A round after the first "
+    "starts only if one as long as the longest so far still ends within the time budget (--budget, "
+    "17 minutes), so that a slow machine finishes within 20 minutes with fewer rounds.",
     "Completions are counted in that Redis: every handler ends by writing one short script call "
     "(INCR; the first and the target completion are stamped with the server's clock) without "
     "waiting for its reply. That adds the same write per job to every framework.",
@@ -47,8 +51,9 @@ NOTES = [
     "end-to-end: N no-op jobs are enqueued with no worker running, then the worker starts. The "
     "headline figure is (N-1) / (last completion - first completion); 'incl. worker start' is "
     "N / (last completion - worker process start). The slow drainers drain fewer jobs "
-    "(max_drain_jobs) to keep the run within its time budget: RQ 3,000 (it forks per job), Celery "
-    "and Dramatiq 5,000.",
+    "(max_drain_jobs) to keep the run within its time budget: RQ 1,500 (it forks per job), Celery "
+    "and Dramatiq 5,000; Celery also bulk-enqueues 5,000 (max_bulk_jobs). oqron on SQLite and on "
+    "PostgreSQL + Redis drains 5,000.",
     "CPU-bound: 200 jobs of a pure-Python loop calibrated to ~20 ms in the orchestrator; efficiency = "
     "(CPU seconds the handlers spent in the loop, measured inside them with thread_time) / 2 / "
     "(last completion - first completion + one job). The calibrated ideal is kept in the JSON "
@@ -79,6 +84,9 @@ class Run:
         self.results: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, str] = {}
         self.peers_python: Path | None = None
+        self.began = time.monotonic()
+        self.rounds_planned = self.rounds_run = 0
+        self.install_seconds = 0.0  # installing the peers (once, in the first round)
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -86,7 +94,9 @@ class Run:
         if framework == "oqron":
             return PROJECT_PYTHON
         if self.peers_python is None:
+            started = time.monotonic()
             self.peers_python = services.peers_python(self.logs / "pip.log")
+            self.install_seconds = time.monotonic() - started
         return self.peers_python
 
     def step(self, framework: str, workload: str, params: dict[str, Any], timeout: float,
@@ -201,19 +211,35 @@ class Run:
             "cpu": 40 if quick else 200,
             "latency": 100 if quick else 500,
             "depth_n": jobs,
+            "other_backends": min(jobs, 5000),  # SQLite, PostgreSQL: 200-600 jobs/s on a slow VM
             "trials": 1 if quick else 3,
         }
 
     def execute(self) -> None:
-        args = self.args
-        counts = self.counts()
-        frameworks, workloads = args.frameworks, args.workloads
+        """oqron's own steps first, then the side-by-side rounds while the time budget allows."""
         self.redis.start()
+        if "oqron" in self.args.frameworks:
+            self.oqron_only(self.counts())
+        self.side_by_side(self.counts())
+
+    def side_by_side(self, counts: dict[str, Any]) -> None:
+        """Rounds go through every framework in turn, so that the VM's drift is shared. A round
+        starts only if one more as long as the longest so far still ends within the budget."""
+        args = self.args
+        workloads = [w for w in COMMON if w in args.workloads]
+        if not workloads:
+            return
         loops = calibrate() if "cpu" in workloads else 0
-        rounds = args.rounds or (1 if args.quick else 3)
-        for number in range(rounds):  # rounds go through every framework in turn: drift is shared
-            for framework in frameworks:
-                for workload in (w for w in COMMON if w in workloads):
+        self.rounds_planned = args.rounds or (1 if args.quick else 3)
+        longest = 0.0
+        for number in range(self.rounds_planned):
+            if number and time.monotonic() - self.began + longest > args.budget:
+                print(f"time budget: {number} of {self.rounds_planned} rounds run "
+                      f"(a round takes up to {longest:.0f} s, the budget is {args.budget:.0f} s)", flush=True)
+                break
+            started, installed = time.monotonic(), self.install_seconds
+            for framework in args.frameworks:
+                for workload in workloads:
                     params: dict[str, Any] = {"n": counts[workload]}
                     timeout = 120.0
                     if workload == "e2e":
@@ -221,11 +247,14 @@ class Run:
                     elif workload == "cpu":
                         params["loops"] = loops
                     self.step(framework, workload, params, timeout, key=f"{workload}#{number + 1}")
-        for framework in frameworks:
-            for workload in (w for w in COMMON if w in workloads):
-                self.merge_rounds(framework, workload, rounds)
-        if "oqron" not in frameworks:
-            return
+            self.rounds_run = number + 1
+            longest = max(longest, time.monotonic() - started - (self.install_seconds - installed))
+        for framework in args.frameworks:
+            for workload in workloads:
+                self.merge_rounds(framework, workload, self.rounds_run)
+
+    def oqron_only(self, counts: dict[str, Any]) -> None:
+        args, workloads = self.args, self.args.workloads
         if "depth" in workloads:
             timeout = 120 + sum(args.depths) / 5000 + 30 * len(args.depths)  # 1M adds: a minute here
             self.step("oqron", "depth", {"depths": args.depths, "n": counts["depth_n"]}, timeout,
@@ -242,7 +271,7 @@ class Run:
             db = self.logs / "bench.db"
             url = f"sqlite:///{db}"
             urls = {"storage": url, "broker": url, "lock": url}
-            self.step("oqron", "e2e", {"n": counts["e2e"], "driver": urls}, 300, key="e2e_sqlite")
+            self.step("oqron", "e2e", {"n": counts["other_backends"], "driver": urls}, 300, key="e2e_sqlite")
         if "e2e_hybrid" in workloads:
             try:
                 scratch = services.ScratchPostgres().create()
@@ -252,8 +281,8 @@ class Run:
                 return
             try:
                 self.pg_version = scratch.version()
-                self.step("oqron", "e2e", {"n": counts["e2e"], "driver": {"storage": scratch.url}}, 300,
-                          key="e2e_hybrid")
+                params = {"n": counts["other_backends"], "driver": {"storage": scratch.url}}
+                self.step("oqron", "e2e", params, 300, key="e2e_hybrid")
             finally:
                 scratch.drop()
 
@@ -274,6 +303,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="queue depths for oqron (default 10000,100000,1000000; --quick 10000,50000)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds of the side-by-side workloads, median reported (default 3; --quick 1)")
+    parser.add_argument("--budget", type=float, default=BUDGET,
+                        help=f"seconds the run may take; rounds after the first are skipped if one more "
+                             f"would pass it (default {BUDGET:.0f})")
     parser.add_argument("--out-dir", default=str(Path(ROOT) / "benchmarks" / "results"))
     parser.add_argument("--no-save", action="store_true", help="print only, write no result files")
     args = parser.parse_args(argv)
@@ -325,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": run.results,
         "notes": NOTES,
         "wall_seconds": time.monotonic() - began,
+        "rounds": {"planned": run.rounds_planned, "run": run.rounds_run, "budget_s": args.budget},
         "busy_steps": run.busy_steps(),
         "logs": str(run.logs),
     }
@@ -333,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if full["busy_steps"]:
         print("\nwarning: other processes used CPU during these steps: "
               + ", ".join(full["busy_steps"]))
-    print(f"\nwall time {full['wall_seconds']:.0f} s; logs in {run.logs}")
+    print(f"\nwall time {full['wall_seconds']:.0f} s{report.rounds_note(full)}; logs in {run.logs}")
     if not args.no_save and not interrupted:
         for path in report.save(full, Path(args.out_dir)):
             print(f"wrote {path}")

@@ -159,9 +159,18 @@ def markdown(report: dict[str, Any]) -> str:
         f"Python {env['python']}; Redis {report['redis_version']}"
         + (f"; PostgreSQL {report['postgres_version']}" if report.get("postgres_version") else "")
         + f".\n\nVersions: {versions}.\n\n"
-        f"Command: `{report['command']}` (wall time {report['wall_seconds']:.0f} s).\n\n"
+        f"Command: `{report['command']}` (wall time {report['wall_seconds']:.0f} s{rounds_note(report)}).\n\n"
         f"{render(report, markdown=True)}\n\n{busy}## Method\n\n{notes}\n"
     )
+
+
+def rounds_note(report: dict[str, Any]) -> str:
+    """How many side-by-side rounds ran, when the time budget cut them short."""
+    rounds = report.get("rounds") or {}
+    if rounds.get("run", 0) >= rounds.get("planned", 0):
+        return ""
+    return (f"; {rounds['run']} of {rounds['planned']} rounds: one more would have passed the "
+            f"{rounds['budget_s']:.0f} s budget")
 
 
 def save(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:

@@ -52,7 +52,7 @@ def enqueue_one(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, 
 
 
 def enqueue_bulk(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
-    n = p["n"]
+    n = min(p["n"], driver.max_bulk_jobs or p["n"])
     driver.enqueue_bulk([dict(NOOP) for _ in range(min(100, n))])  # warm-up
     items = [dict(NOOP) for _ in range(n)]
     started = time.perf_counter()

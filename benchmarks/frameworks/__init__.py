@@ -22,6 +22,8 @@ class Driver:
     bulk_note = ""
     #: A cap on the drained job count for a framework too slow to drain 20,000 in the time budget.
     max_drain_jobs: int | None = None
+    #: The same for bulk enqueue.
+    max_bulk_jobs: int | None = None
 
     def __init__(self, redis_url: str, **options: Any) -> None:
         self.redis_url = redis_url

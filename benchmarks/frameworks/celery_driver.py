@@ -13,6 +13,7 @@ class CeleryDriver(Driver):
     name = "celery"
     bulk_note = "group(...).apply_async() per 1,000 (one publish per job on one connection)"
     max_drain_jobs = 5000  # 500-1,600 jobs/s here: 20,000 would cost up to a minute per round
+    max_bulk_jobs = 5000  # 530 jobs/s on the VM of 2026-12-04 22:00: 20,000 took 39 s per round
 
     def __init__(self, redis_url: str, **options: Any) -> None:
         super().__init__(redis_url, **options)
