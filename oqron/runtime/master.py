@@ -42,8 +42,10 @@ TICK = 1.0
 #: the pipe holds far more than a window's worth of lines.
 MESSAGE_WINDOW = 0.02
 #: A child's job running this long has the jobs it took behind it handed back to other children
-#: (a child takes several only while its jobs run a few milliseconds).
-HELD_RELEASE_AFTER = 0.05
+#: (a child takes several only while its jobs run a few milliseconds). Not shorter: the master's
+#: view of which job runs can be late, and a child stalled that long *between* two jobs could
+#: start one just handed back (see README, "Known race in batches").
+HELD_RELEASE_AFTER = 0.5
 #: After a shutdown's deadline, how long to keep trying to requeue dead workers' jobs.
 REQUEUE_GRACE = 10.0
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
@@ -475,6 +477,7 @@ class Master:
     def release_held(self) -> None:
         """A child whose job turned out long gives up the jobs it took behind it: another child
         runs them now. The child itself never runs jobs it held behind a long one."""
+        self.read_messages()  # the latest "start" of each child: it may have moved on
         now = time.monotonic()
         for child in self.children.values():
             if not child.held or child.job is None or now - child.job.started < HELD_RELEASE_AFTER:
