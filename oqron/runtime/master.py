@@ -136,9 +136,9 @@ class Master:
                 self.handle_signals()
                 self.read_messages()
                 self.reap_children()
+                self.release_held()  # next to read_messages: each child's latest "start" is known
                 self.renew_leases()
                 self.enforce_timeouts()
-                self.release_held()
                 self.cluster_duties()
                 self.manage_children()
             return 0
@@ -477,7 +477,6 @@ class Master:
     def release_held(self) -> None:
         """A child whose job turned out long gives up the jobs it took behind it: another child
         runs them now. The child itself never runs jobs it held behind a long one."""
-        self.read_messages()  # the latest "start" of each child: it may have moved on
         now = time.monotonic()
         for child in self.children.values():
             if not child.held or child.job is None or now - child.job.started < HELD_RELEASE_AFTER:
