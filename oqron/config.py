@@ -24,6 +24,8 @@ MODULES = ("cron", "scheduler", "queue", "worker", "webhook", "ratelimit")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 URL_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix", "postgresql", "postgres")
 DEFAULT_URL = "sqlite:///oqron.db"
+#: A child lists the lease tokens of the jobs it holds in one pipe message (atomic under PIPE_BUF).
+MAX_PREFETCH = 50
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -116,14 +118,16 @@ def _triggers(name: str, value: Any) -> tuple[str, ...] | None:
     return None if value is None else _str_list(name, value)
 
 
-def _int(minimum: int, optional: bool = False) -> Callable[[str, Any], Any]:
+def _int(minimum: int, optional: bool = False, maximum: int | None = None) -> Callable[[str, Any], Any]:
     def parse(name: str, value: Any) -> int | None:
         if optional and (value is None or value == "" or value == "none"):
             return None
         if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
+        too_big = maximum is not None and isinstance(value, int) and value > maximum
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+            bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            allowed = f"an integer {bounds}" + (" or None" if optional else "")
             raise ConfigError(name, f"expected {allowed}, got {value!r}")
         return value
 
@@ -243,7 +247,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("lease_ttl", _float(0.0, exclusive=True), "seconds a claimed job stays leased"),
         Setting("max_stalled_count", _int(0), "stalls tolerated before a job fails"),
         Setting("max_jobs_per_child", _int(1, optional=True), "recycle a child after N jobs"),
-        Setting("prefetch", _int(1), "most jobs a child takes at once while they run short (1: one by one)"),
+        Setting("prefetch", _int(1, maximum=MAX_PREFETCH),
+                "most jobs a child takes at once while they run short (1: one by one)"),
         Setting("max_memory_per_child", _int(1, optional=True), "recycle a child above N MiB RSS"),
         Setting("graceful_timeout", _float(0.0), "warm shutdown: seconds running jobs may finish"),
         Setting("kill_grace", _float(0.0), "hard timeout: seconds between SIGTERM and SIGKILL"),

@@ -29,6 +29,7 @@ from ..registry import Registry
 from . import messages
 from .control import HardTimeout, StopChild
 from .executor import SKIPPED, Executor, Outcome
+from .fence import HandBackFence
 from .outage import Outage
 from .process import die_with_parent, reopen_log_files, rss_mib, set_title
 from .queues import QueueOrder
@@ -56,6 +57,7 @@ class Child:
         registry: Registry,
         queues: dict[str, int],
         pipe: int,
+        fence: HandBackFence,
         master_pid: int,
     ) -> None:
         self.number = number
@@ -64,6 +66,8 @@ class Child:
         self.registry = registry
         self.order = QueueOrder(queues)
         self.pipe = pipe
+        self.fence = fence
+        self.fence_seen = 0  # the fence when the jobs in hand were taken
         self.master_pid = master_pid
         self.idle = True
         self.stopping = False
@@ -150,7 +154,7 @@ class Child:
         else:
             self.outage.recovered()
         self.idle = not taken
-        return _marked(taken)
+        return self._took(taken)
 
     def _run_job(
         self, executor: Executor, lifecycle: Lifecycle, claimed: Claimed, held: deque[Claimed]
@@ -163,8 +167,10 @@ class Child:
         messages.send(
             self.pipe,
             {"t": "start", "pid": os.getpid(), "q": lease.queue, "id": lease.job_id,
-             "tok": lease.token, "timeout": timeout, "held": len(held)},
+             "tok": lease.token, "timeout": timeout, "held": [c.lease.token for c in held]},
         )
+        if claimed.prefetched and self.fence.read() != self.fence_seen:
+            return self._hand_back(lifecycle, claimed, held)
         self._busy_title = (f"{lease.queue}:{lease.job_id}", time.monotonic())
         self._show_title()
         try:
@@ -195,7 +201,23 @@ class Child:
         if not outcome.next and not held:  # otherwise the next job's "start" tells the master
             messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
             self._show_title()
-        return _marked(outcome.next)
+        return self._took(outcome.next)
+
+    def _took(self, taken: list[Claimed]) -> list[Claimed]:
+        """Jobs taken together: all but the first wait their turn in this child, unless the
+        master hands them back meanwhile (see fence.py)."""
+        self.fence_seen = self.fence.read()
+        for claimed in taken[1:]:
+            claimed.prefetched = True
+        return taken
+
+    def _hand_back(self, lifecycle: Lifecycle, claimed: Claimed, held: deque[Claimed]) -> list[Claimed]:
+        """The master looked at this child's held jobs while it was between two of them: it
+        may have handed them back, so none of them runs here."""
+        held.appendleft(claimed)
+        self._release(lifecycle, held, "requeued: taken behind a long job")
+        messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": claimed.job_id})
+        return []
 
     def _take_count(self, running: int) -> int:
         """Jobs to take at once: the batch grown by short jobs, within the recycling limit
@@ -212,7 +234,9 @@ class Child:
             claimed = held.popleft()
             try:
                 lifecycle.release_lease(claimed.lease, reason)
-            except (AdapterError, LeaseLost) as exc:  # the master's recovery or the lease's expiry
+            except LeaseLost:  # the master handed it back already, or recovered it
+                log.debug("job %s: handed back already", claimed.job_id)
+            except AdapterError as exc:
                 log.warning("job %s: could not hand it back (%s); it will be requeued", claimed.job_id, exc)
 
     def _should_recycle(self) -> bool:
@@ -240,13 +264,6 @@ class Child:
             time.sleep(1.0)
             if self._busy_title is not None:
                 self._show_title()
-
-
-def _marked(taken: list[Claimed]) -> list[Claimed]:
-    """Jobs taken together: all but the first wait their turn in this child."""
-    for claimed in taken[1:]:
-        claimed.prefetched = True
-    return taken
 
 
 def child_main(child: Child) -> int:

@@ -30,6 +30,7 @@ from ..registry import registry
 from . import messages
 from .child import EXIT_BOOT_ERROR, Child, child_main
 from .cluster import Cluster
+from .fence import HandBackFence
 from .outage import Outage
 from .process import Pidfile, describe_exit, exit_code, reopen_log_files, set_title
 
@@ -42,10 +43,10 @@ TICK = 1.0
 #: the pipe holds far more than a window's worth of lines.
 MESSAGE_WINDOW = 0.02
 #: A child's job running this long has the jobs it took behind it handed back to other children
-#: (a child takes several only while its jobs run a few milliseconds). Not shorter: the master's
-#: view of which job runs can be late, and a child stalled that long *between* two jobs could
-#: start one just handed back (see README, "Known race in batches").
-HELD_RELEASE_AFTER = 0.5
+#: (a child takes several only while its jobs run a few milliseconds). The master's view of
+#: which job runs can be late; the hand-back fence (fence.py) keeps a child from running a job
+#: handed back meanwhile, at the price of the child giving up its batch when the master looked.
+HELD_RELEASE_AFTER = 0.2
 #: After a shutdown's deadline, how long to keep trying to requeue dead workers' jobs.
 REQUEUE_GRACE = 10.0
 RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
@@ -72,10 +73,11 @@ class ChildHandle:
     number: int
     consumer: str
     generation: int
+    fence: HandBackFence
     spawned: float = field(default_factory=time.monotonic)
     booted: bool = False
     job: RunningJob | None = None
-    held: int = 0  # jobs taken in a batch behind the running one
+    held: list[str] = field(default_factory=list)  # lease tokens of jobs taken behind the running one
     stopping: bool = False
     aborted_at: float | None = None
     killed_at: float | None = None
@@ -136,7 +138,7 @@ class Master:
                 self.handle_signals()
                 self.read_messages()
                 self.reap_children()
-                self.release_held()  # next to read_messages: each child's latest "start" is known
+                self.release_held()
                 self.renew_leases()
                 self.enforce_timeouts()
                 self.cluster_duties()
@@ -312,10 +314,10 @@ class Master:
             elif kind == "start":  # also ends the child's previous job, if any
                 lease = Lease(message["q"], message["id"], message["tok"], child.consumer)
                 child.job = RunningJob(lease, time.monotonic(), message.get("timeout"))
-                child.held = int(message.get("held") or 0)
+                child.held = [str(token) for token in message.get("held") or ()]
             elif kind == "done":
                 child.job = None
-                child.held = 0
+                child.held = []
                 child.aborted_at = None
 
     def reap_children(self) -> None:
@@ -328,6 +330,7 @@ class Master:
                 break
             child = self.children.pop(pid, None)
             if child is not None:
+                child.fence.close()
                 self._child_exited(child, status)
         self._retry_recoveries()
         if self.phase == DRAINING and not self.children:
@@ -415,6 +418,7 @@ class Master:
     def spawn_child(self, number: int) -> None:
         handled = {getattr(signal, name) for name in HANDLED}
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+        fence = HandBackFence()
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -423,12 +427,12 @@ class Master:
                     os.close(fd)
                 consumer = self._consumer_id(number, os.getpid())
                 child = Child(number, consumer, self.config, registry, self.queues, self.msg_w,
-                              master_pid=os.getppid())
+                              fence, master_pid=os.getppid())
                 code = child_main(child)
             finally:
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        self.children[pid] = ChildHandle(pid, number, self._consumer_id(number, pid), self.generation)
+        self.children[pid] = ChildHandle(pid, number, self._consumer_id(number, pid), self.generation, fence)
 
     def _consumer_id(self, number: int, pid: int) -> str:
         return f"{self.node_id}/{number}/{pid}"
@@ -471,22 +475,35 @@ class Master:
         return [lease for child in self.children.values() if child.held for lease in self._held_by(child)]
 
     def _held_by(self, child: ChildHandle) -> list[Lease]:
-        leases = self.container.broker.leases_of(child.consumer)
-        return [lease for lease in leases if lease.job_id != child.running_id]
+        """The leases the child listed as held: not the one it runs, nor one it finished whose
+        end is still on its way, nor a batch it has taken but not looked at yet."""
+        tokens = set(child.held)
+        return [lease for lease in self.container.broker.leases_of(child.consumer) if lease.token in tokens]
 
     def release_held(self) -> None:
         """A child whose job turned out long gives up the jobs it took behind it: another child
         runs them now. The child itself never runs jobs it held behind a long one."""
-        now = time.monotonic()
-        for child in self.children.values():
-            if not child.held or child.job is None or now - child.job.started < HELD_RELEASE_AFTER:
+        stuck = self._held_behind_long_jobs()
+        if not stuck:
+            return
+        for child in stuck:
+            child.fence.bump()  # before reading: see fence.py
+        self.read_messages()
+        bumped = {child.pid for child in stuck}
+        for child in self._held_behind_long_jobs():
+            if child.pid not in bumped:
                 continue
-            child.held = 0
+            leases, child.held = self._held_by(child), []
             try:
-                for lease in self._held_by(child):
+                for lease in leases:
                     self.container.lifecycle.release_lease(lease, "requeued: taken behind a long job")
             except (AdapterError, LeaseLost) as exc:  # the child hands them back after its job
                 log.debug("worker %d: handing back its held jobs failed: %s", child.number, exc)
+
+    def _held_behind_long_jobs(self) -> list[ChildHandle]:
+        now = time.monotonic()
+        return [child for child in self.children.values()
+                if child.held and child.job is not None and now - child.job.started >= HELD_RELEASE_AFTER]
 
     def enforce_timeouts(self) -> None:
         now = time.monotonic()

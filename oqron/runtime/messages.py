@@ -4,7 +4,8 @@ Lines stay far below PIPE_BUF, so concurrent writes from several children never 
     ready  the child booted                      {"t": "ready", "pid": ...}
     start  the child runs a job (and is done    {"t": "start", "pid", "q", "id", "tok", "timeout",
            with the one before, if any); held    "held"}
-           = jobs it took with it, not run yet
+           = lease tokens of the jobs it took
+           with it and has not run yet
     done   the child is idle again               {"t": "done", "pid", "id"}
 """
 

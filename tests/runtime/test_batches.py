@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from oqron import Container, Job, queue
+from oqron.runtime.master import HELD_RELEASE_AFTER
 from tests.support.master import MasterProcess
 from tests.support.wait import wait_for
 
@@ -73,3 +75,45 @@ def test_jobs_held_behind_a_long_job_run_in_another_child(
         reasons = {entry["reason"] for job in short for entry in job.timeline}
         assert "requeued: taken behind a long job" in reasons
     assert slow.wait(timeout=10) == -1
+
+
+#: A child that stalls once between two jobs of a batch, as a GC pause or a starved CPU would:
+#: before saying it starts the second job of a batch of eight, while the master still sees the
+#: first one running and may hand the rest back.
+STALLING_APP = APP + """
+import oqron.runtime.messages as _messages
+_send = _messages.send
+
+def _stalling_send(fd, message):
+    held = message.get("held") or ()
+    if message.get("t") == "start" and len(held) == 6 and os.path.exists(os.environ["TEST_STALL"]):
+        os.unlink(os.environ["TEST_STALL"])
+        time.sleep(float(os.environ["TEST_STALL_SECONDS"]))
+    _send(fd, message)
+
+_messages.send = _stalling_send
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_child_stalled_between_two_jobs_of_a_batch_runs_none_twice(
+    kit: Container, spawn_master: Callable[..., MasterProcess], counter: Callable[[], dict[str, int]],
+    tmp_path: Path,
+) -> None:
+    flag = tmp_path / "stall-once"
+    env = {"TEST_STALL": str(flag), "TEST_STALL_SECONDS": str(HELD_RELEASE_AFTER * 3)}
+    master = spawn_master(STALLING_APP, "--workers", "1", env=env)
+    master.wait_workers(1)
+    run_short_jobs(30)  # the batch grows to eight
+    master.wait_workers(1)
+    flag.touch()
+    jobs = queue("mixed").add_bulk([{"n": n} for n in range(8)])
+    assert [job.wait(timeout=30) for job in jobs] == list(range(8))
+    runs = counter()
+    assert [runs[job.id] for job in jobs] == [1] * 8, master.log()
+    assert all(job.refresh().attempts_made == 1 for job in jobs)
+    if kit.lifecycle.path.batches:
+        assert not flag.exists(), "the child never took a batch of eight"
+        reasons = {entry["reason"] for job in jobs[1:] for entry in job.timeline}
+        assert "requeued: taken behind a long job" in reasons
+        assert "refused" not in master.log()

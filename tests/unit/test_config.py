@@ -46,6 +46,7 @@ def test_clustering() -> None:
     [
         ({"workers": 0}, "workers: expected an integer >= 1, got 0"),
         ({"workers": "many"}, "workers: expected an integer >= 1"),
+        ({"prefetch": 51}, "prefetch: expected an integer from 1 to 50, got 51"),
         ({"lease_ttl": 0}, "lease_ttl: expected a number of seconds > 0.0"),
         ({"storage": "mysql://x"}, "storage: unknown URL scheme 'mysql'"),
         ({"broker": "localhost"}, "broker: expected an adapter URL"),
