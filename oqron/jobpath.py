@@ -85,6 +85,7 @@ class JobPath:
         self.storage = storage
         self.broker = broker
         self.config = config
+        self._ahead: list[Claimed] = []  # taken by finishes sent ahead, not collected yet
 
     # --- add ---------------------------------------------------------------------------------
 
@@ -255,19 +256,34 @@ class JobPath:
             log.debug("job %s recorded; taking the next job failed: %s", claimed.job_id, exc)
             return children, []
 
-    def finish_later(self, ending: Ending, finished: Finished) -> None:
+    def finish_later(
+        self, ending: Ending, finished: Finished, then: TakeRequest | None = None, count: int = 1
+    ) -> None:
         """Like ``finish``, but a path that pipelines may send it and return at once; ``finished``
-        is called when the reply is read (at the latest with the next step on this path). The
-        generic path records it now."""
+        is called when the reply is read (at the latest with the next step on this path). With
+        ``then``, up to ``count`` next jobs are taken in the same step: ``taken_ahead`` hands
+        them over. The generic path records it now."""
         try:
-            children, _ = self.finish(ending)
+            children, taken = self.finish(ending, then=then, count=count)
         except LeaseLost:
             finished(None)
         else:
+            self._ahead.extend(taken)
             finished(children)
+
+    def taken_ahead(self) -> list[Claimed]:
+        """The jobs taken by finishes sent ahead with ``then``, waiting for their reply if need
+        be (but not for the finishes sent after them)."""
+        taken, self._ahead = self._ahead, []
+        return taken
 
     def flush(self) -> None:
         """Wait for the replies of finishes sent with ``finish_later``."""
+
+    def last_token(self) -> int | None:
+        """The newest lease token handed out, on a path whose tokens grow with each take and
+        that takes ahead (``finish_later`` with ``then``); None on the others."""
+        return None
 
 
 def job_path(storage: Storage, broker: Broker, config: Config) -> JobPath:

@@ -282,9 +282,13 @@ class Lifecycle:
         self._ended(ending, children)
         return taken
 
-    def record_later(self, ending: Ending, refused: Callable[[Ending], None]) -> None:
+    def record_later(
+        self, ending: Ending, refused: Callable[[Ending], None], then: TakeRequest | None = None,
+        count: int = 1,
+    ) -> None:
         """Write an ending without waiting for the reply where the path pipelines; what follows
-        it (dependents, retention) runs when the reply is read, ``refused`` if it was refused."""
+        it (dependents, retention) runs when the reply is read, ``refused`` if it was refused.
+        With ``then``, the next jobs are taken too: ``path.taken_ahead()`` hands them over."""
 
         def finished(children: list[str] | None) -> None:
             if children is None:
@@ -292,7 +296,7 @@ class Lifecycle:
             else:
                 self._ended(ending, children)
 
-        self.path.finish_later(ending, finished)
+        self.path.finish_later(ending, finished, then, count)
 
     def _ended(self, ending: Ending, children: list[str]) -> None:
         if ending.ack:

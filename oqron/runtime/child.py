@@ -28,7 +28,7 @@ from ..lifecycle import Claimed, Lifecycle
 from ..registry import Registry
 from . import messages
 from .control import HardTimeout, StopChild
-from .executor import SKIPPED, Executor, Outcome
+from .executor import SKIPPED, Attempt, Executor, Outcome
 from .fence import HandBackFence
 from .outage import Outage
 from .process import die_with_parent, reopen_log_files, rss_mib, set_title
@@ -67,7 +67,9 @@ class Child:
         self.order = QueueOrder(queues)
         self.pipe = pipe
         self.fence = fence
-        self.fence_seen = 0  # the fence when the jobs in hand were taken
+        # The hand-back fence (see fence.py) as read before the jobs in hand were asked for,
+        # before the last take was sent, and before the batch taken ahead was asked for.
+        self.fence_seen = self.take_fence = self.ahead_fence = 0
         self.master_pid = master_pid
         self.idle = True
         self.stopping = False
@@ -78,6 +80,7 @@ class Child:
         self._busy_title: tuple[str, float] | None = None
         self.batch = 1  # jobs to take per round trip; grows while jobs run short
         self.batches = False
+        self.ahead = False  # the next batch was asked for with a finish, its reply not read yet
 
     # --- boot --------------------------------------------------------------------------------
 
@@ -122,6 +125,7 @@ class Child:
             while True:
                 if not held:
                     if self.stopping or self._should_recycle():
+                        executor.flush()  # the last ends sent ahead: what follows them runs here
                         return EXIT_OK
                     held.extend(self._wait_for_job(lifecycle))
                     if not held:
@@ -129,7 +133,7 @@ class Child:
                             return EXIT_OK
                         continue
                 elif self.stopping or self._should_recycle():  # jobs came with the last finish
-                    self._release(lifecycle, held, "requeued: worker stopping")
+                    self._give_up(executor, lifecycle, held, "requeued: worker stopping")
                     executor.flush()
                     return EXIT_OK
                 held.extend(self._run_job(executor, lifecycle, held.popleft(), held))
@@ -145,6 +149,7 @@ class Child:
             self.reopen_logs = False
             reopen_log_files()
         self.idle = True
+        self.take_fence = self.fence.read()
         try:
             taken = lifecycle.claim_many(self.order.next(), self.consumer, self.config.lease_ttl,
                                          self._take_count(running=0), CLAIM_WAIT)
@@ -159,19 +164,35 @@ class Child:
     def _run_job(
         self, executor: Executor, lifecycle: Lifecycle, claimed: Claimed, held: deque[Claimed]
     ) -> list[Claimed]:
-        """Run one job and tell the master. Its end is sent ahead (no wait) while short jobs are
-        in hand; otherwise it is recorded with the next jobs taken in the same step."""
+        """Run one job and tell the master: "start" before it, "done" after it unless the next
+        job's "start" follows at once. Returns the next jobs when they came with its end."""
         lease = claimed.lease
         queue = self.registry.queues.get(lease.queue)
         timeout = queue.timeout if queue is not None else None
         messages.send(
             self.pipe,
             {"t": "start", "pid": os.getpid(), "q": lease.queue, "id": lease.job_id,
-             "tok": lease.token, "timeout": timeout, "held": [c.lease.token for c in held]},
+             "tok": lease.token, "timeout": timeout, "held": [c.lease.token for c in held],
+             "ahead": self.ahead},
         )
-        if claimed.prefetched and self.fence.read() != self.fence_seen:
-            return self._hand_back(lifecycle, claimed, held)
-        self._busy_title = (f"{lease.queue}:{lease.job_id}", time.monotonic())
+        if self.fence.read() != self.fence_seen:
+            held.appendleft(claimed)
+            outcome = self._give_up(executor, lifecycle, held, "requeued: taken behind a long job")
+        else:
+            outcome = self._execute(executor, lifecycle, claimed, held)
+        if outcome.status != SKIPPED:
+            self.jobs_done += 1
+        if not outcome.next and not held:  # otherwise the next job's "start" tells the master
+            messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
+            self._show_title()
+        return self._took(outcome.next)
+
+    def _execute(
+        self, executor: Executor, lifecycle: Lifecycle, claimed: Claimed, held: deque[Claimed]
+    ) -> Outcome:
+        """Run the handler and record the end: sent ahead (no wait) while short jobs are in
+        hand; otherwise recorded with the next jobs taken in the same step."""
+        self._busy_title = (f"{claimed.lease.queue}:{claimed.job_id}", time.monotonic())
         self._show_title()
         try:
             started = time.monotonic()
@@ -181,43 +202,74 @@ class Child:
             if attempt.control is not None:
                 executor.record(attempt)
                 raise attempt.control
-            if held and short and not self.stopping:
-                outcome = executor.record_later(attempt)
-            else:
-                if held:  # a long job: the others go back to whoever is free
-                    self._release(lifecycle, held, "requeued: taken behind a long job")
-                count = self._take_count(running=1)
-                then = None if self.stopping or not count else lifecycle.take_request(
-                    self.order.next(), self.consumer, self.config.lease_ttl, self.registry.queues
-                )
-                outcome = executor.record(attempt, then, count)
+            if short and not self.stopping and (held or self.ahead):
+                return self._record_ahead(executor, lifecycle, attempt, held)
+            held.extend(self._collect_ahead(executor))
+            if held:  # a long job: the others go back to whoever is free
+                self._release(lifecycle, held, "requeued: taken behind a long job")
+            count = self._take_count(running=1)
+            then = None if self.stopping or not count else lifecycle.take_request(
+                self.order.next(), self.consumer, self.config.lease_ttl, self.registry.queues
+            )
+            self.take_fence = self.fence.read()
+            return executor.record(attempt, then, count)
         except AdapterError as exc:
-            log.warning("job %s: backend unavailable, its lease will expire: %s", lease.job_id, exc)
-            outcome = Outcome(SKIPPED)
+            log.warning("job %s: backend unavailable, its lease will expire: %s", claimed.job_id, exc)
+            return Outcome(SKIPPED)
         finally:
             self._busy_title = None
-        if outcome.status != SKIPPED:
-            self.jobs_done += 1
-        if not outcome.next and not held:  # otherwise the next job's "start" tells the master
-            messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
-            self._show_title()
-        return self._took(outcome.next)
+
+    def _record_ahead(
+        self, executor: Executor, lifecycle: Lifecycle, attempt: Attempt, held: deque[Claimed]
+    ) -> Outcome:
+        """A short job's end is sent without waiting for the reply. The first of a batch also
+        takes the next batch, collected after the batch's last job: while jobs run short, the
+        child does not wait for Redis between batches (Redis takes the next batch while the
+        child runs this one; asked for halfway through, it came too late: 6,200 jobs/s against
+        6,900 with an empty handler)."""
+        if not held:  # the last job of a batch whose successor was asked for ahead
+            outcome = executor.record_later(attempt)
+            outcome.next = self._collect_ahead(executor)
+            return outcome
+        count = self._take_count(running=1 + len(held))
+        if self.ahead or not count:
+            return executor.record_later(attempt)
+        then = lifecycle.take_request(self.order.next(), self.consumer, self.config.lease_ttl,
+                                      self.registry.queues)
+        self.ahead, self.ahead_fence = True, self.fence.read()
+        return executor.record_later(attempt, then, count)
+
+    def _collect_ahead(self, executor: Executor) -> list[Claimed]:
+        """The batch taken ahead, if one was asked for; all its jobs started their attempt
+        before their turn."""
+        if not self.ahead:
+            return []
+        self.ahead, self.take_fence = False, self.ahead_fence
+        taken = executor.taken_ahead()
+        for claimed in taken:
+            claimed.prefetched = True
+        return taken
 
     def _took(self, taken: list[Claimed]) -> list[Claimed]:
         """Jobs taken together: all but the first wait their turn in this child, unless the
         master hands them back meanwhile (see fence.py)."""
-        self.fence_seen = self.fence.read()
+        self.fence_seen = self.take_fence
         for claimed in taken[1:]:
             claimed.prefetched = True
         return taken
 
-    def _hand_back(self, lifecycle: Lifecycle, claimed: Claimed, held: deque[Claimed]) -> list[Claimed]:
-        """The master looked at this child's held jobs while it was between two of them: it
-        may have handed them back, so none of them runs here."""
-        held.appendleft(claimed)
-        self._release(lifecycle, held, "requeued: taken behind a long job")
-        messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": claimed.job_id})
-        return []
+    def _give_up(
+        self, executor: Executor, lifecycle: Lifecycle, held: deque[Claimed], reason: str
+    ) -> Outcome:
+        """Hand back the jobs in hand and any batch taken ahead: the child stops, or the master
+        looked at its held jobs while it was between two of them and may have handed them back
+        already (see fence.py), so none of them may run here."""
+        try:
+            held.extend(self._collect_ahead(executor))
+        except AdapterError as exc:
+            log.warning("the jobs taken ahead could not be read (%s); their leases will expire", exc)
+        self._release(lifecycle, held, reason)
+        return Outcome(SKIPPED)
 
     def _take_count(self, running: int) -> int:
         """Jobs to take at once: the batch grown by short jobs, within the recycling limit

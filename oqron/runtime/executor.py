@@ -123,11 +123,17 @@ class Executor:
             return Outcome(SKIPPED)
         return Outcome(ending.status, taken)
 
-    def record_later(self, attempt: Attempt) -> Outcome:
+    def record_later(self, attempt: Attempt, then: TakeRequest | None = None, count: int = 1) -> Outcome:
         """Write an attempt's end without waiting for the reply where the backend pipelines;
-        a refusal is logged when the reply is read."""
-        self._record(lambda: self.lifecycle.record_later(attempt.ending, _refused))
+        a refusal is logged when the reply is read. With ``then``, up to ``count`` next jobs are
+        taken in the same step; ``taken_ahead`` hands them over."""
+        self._record(lambda: self.lifecycle.record_later(attempt.ending, _refused, then, count))
         return Outcome(attempt.ending.status)
+
+    def taken_ahead(self) -> list[Claimed]:
+        """The jobs taken by ends recorded ahead (retried like them while the backend is away:
+        the reply also says whether those ends were recorded)."""
+        return self._record(self.lifecycle.path.taken_ahead)
 
     def flush(self) -> None:
         """Wait for the ends sent ahead to be recorded."""

@@ -78,6 +78,7 @@ class ChildHandle:
     booted: bool = False
     job: RunningJob | None = None
     held: list[str] = field(default_factory=list)  # lease tokens of jobs taken behind the running one
+    ahead: bool = False  # and it has asked for its next batch, not yet seen its reply
     stopping: bool = False
     aborted_at: float | None = None
     killed_at: float | None = None
@@ -170,7 +171,7 @@ class Master:
         if self.pending_recovery:
             deadlines.append(self.next_requeue)
         for child in self.children.values():
-            if child.job is not None and child.held:
+            if child.job is not None and (child.held or child.ahead):
                 deadlines.append(child.job.started + HELD_RELEASE_AFTER)
             if child.job is not None and child.job.timeout is not None and child.aborted_at is None:
                 deadlines.append(child.job.started + child.job.timeout)
@@ -315,9 +316,11 @@ class Master:
                 lease = Lease(message["q"], message["id"], message["tok"], child.consumer)
                 child.job = RunningJob(lease, time.monotonic(), message.get("timeout"))
                 child.held = [str(token) for token in message.get("held") or ()]
+                child.ahead = bool(message.get("ahead"))
             elif kind == "done":
                 child.job = None
                 child.held = []
+                child.ahead = False
                 child.aborted_at = None
 
     def reap_children(self) -> None:
@@ -474,11 +477,17 @@ class Master:
         """Jobs children took in a batch and have not run yet: kept alive like running ones."""
         return [lease for child in self.children.values() if child.held for lease in self._held_by(child)]
 
-    def _held_by(self, child: ChildHandle) -> list[Lease]:
-        """The leases the child listed as held: not the one it runs, nor one it finished whose
-        end is still on its way, nor a batch it has taken but not looked at yet."""
-        tokens = set(child.held)
-        return [lease for lease in self.container.broker.leases_of(child.consumer) if lease.token in tokens]
+    def _held_by(self, child: ChildHandle, taken_up_to: int | None = None) -> list[Lease]:
+        """The leases the child listed as held, and with ``taken_up_to`` (the newest lease token
+        when the master began handing back) those of a batch it asked for ahead: its tokens are
+        newer than any the child listed. Never the job it runs, nor one it finished whose end
+        is still on its way (their tokens are older)."""
+        leases = self.container.broker.leases_of(child.consumer)
+        listed = [lease for lease in leases if lease.token in set(child.held)]
+        if not child.ahead or taken_up_to is None or child.job is None:
+            return listed
+        newest = max(int(token) for token in [*child.held, child.job.lease.token])
+        return listed + [lease for lease in leases if newest < int(lease.token) <= taken_up_to]
 
     def release_held(self) -> None:
         """A child whose job turned out long gives up the jobs it took behind it: another child
@@ -486,24 +495,30 @@ class Master:
         stuck = self._held_behind_long_jobs()
         if not stuck:
             return
+        try:
+            taken_up_to = self.container.lifecycle.path.last_token()  # before the bump: fence.py
+        except AdapterError as exc:
+            log.debug("handing back held jobs: %s", exc)
+            return
         for child in stuck:
-            child.fence.bump()  # before reading: see fence.py
+            child.fence.bump()  # before reading the children's messages
         self.read_messages()
         bumped = {child.pid for child in stuck}
         for child in self._held_behind_long_jobs():
             if child.pid not in bumped:
                 continue
-            leases, child.held = self._held_by(child), []
             try:
-                for lease in leases:
+                for lease in self._held_by(child, taken_up_to):
                     self.container.lifecycle.release_lease(lease, "requeued: taken behind a long job")
             except (AdapterError, LeaseLost) as exc:  # the child hands them back after its job
                 log.debug("worker %d: handing back its held jobs failed: %s", child.number, exc)
+            child.held, child.ahead = [], False
 
     def _held_behind_long_jobs(self) -> list[ChildHandle]:
         now = time.monotonic()
         return [child for child in self.children.values()
-                if child.held and child.job is not None and now - child.job.started >= HELD_RELEASE_AFTER]
+                if (child.held or child.ahead) and child.job is not None
+                and now - child.job.started >= HELD_RELEASE_AFTER]
 
     def enforce_timeouts(self) -> None:
         now = time.monotonic()

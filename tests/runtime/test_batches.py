@@ -77,43 +77,93 @@ def test_jobs_held_behind_a_long_job_run_in_another_child(
     assert slow.wait(timeout=10) == -1
 
 
-#: A child that stalls once between two jobs of a batch, as a GC pause or a starved CPU would:
-#: before saying it starts the second job of a batch of eight, while the master still sees the
-#: first one running and may hand the rest back.
+#: A child that stalls once between two jobs, as a GC pause or a starved CPU would, while the
+#: master still sees the job before running and may hand back the jobs behind it: at the
+#: TEST_STALL_AT-th time it reaches TEST_STALL_IN (before saying "start", or before reading the
+#: batch it asked for ahead) once the TEST_STALL file exists.
 STALLING_APP = APP + """
+import oqron.runtime.executor as _executor
 import oqron.runtime.messages as _messages
+_reached = []
+
+def _stall(point):
+    if os.environ["TEST_STALL_IN"] == point and os.path.exists(os.environ["TEST_STALL"]):
+        _reached.append(point)
+        if len(_reached) == int(os.environ["TEST_STALL_AT"]):
+            os.unlink(os.environ["TEST_STALL"])
+            time.sleep(float(os.environ["TEST_STALL_SECONDS"]))
+
 _send = _messages.send
-
 def _stalling_send(fd, message):
-    held = message.get("held") or ()
-    if message.get("t") == "start" and len(held) == 6 and os.path.exists(os.environ["TEST_STALL"]):
-        os.unlink(os.environ["TEST_STALL"])
-        time.sleep(float(os.environ["TEST_STALL_SECONDS"]))
+    if message.get("t") == "start":
+        _stall("start")
     _send(fd, message)
-
 _messages.send = _stalling_send
+
+_taken_ahead = _executor.Executor.taken_ahead
+def _stalling_taken_ahead(self):
+    _stall("collect")
+    return _taken_ahead(self)
+_executor.Executor.taken_ahead = _stalling_taken_ahead
 """
 
 
 @pytest.mark.timeout(90)
-def test_a_child_stalled_between_two_jobs_of_a_batch_runs_none_twice(
+@pytest.mark.parametrize(
+    ("point", "stall_at", "jobs"),
+    [("start", 2, 8), ("start", 9, 16), ("collect", 1, 16)],
+    ids=["before-the-second-of-a-batch", "before-the-first-taken-ahead", "before-reading-the-batch-taken-ahead"],
+)
+def test_a_child_stalled_between_two_jobs_runs_none_twice(
     kit: Container, spawn_master: Callable[..., MasterProcess], counter: Callable[[], dict[str, int]],
-    tmp_path: Path,
+    tmp_path: Path, point: str, stall_at: int, jobs: int,
 ) -> None:
+    if point == "collect" and not kit.lifecycle.path.batches:
+        pytest.skip("batches are taken ahead on the Redis path only")
     flag = tmp_path / "stall-once"
-    env = {"TEST_STALL": str(flag), "TEST_STALL_SECONDS": str(HELD_RELEASE_AFTER * 3)}
+    env = {"TEST_STALL": str(flag), "TEST_STALL_IN": point, "TEST_STALL_AT": str(stall_at),
+           "TEST_STALL_SECONDS": str(HELD_RELEASE_AFTER * 3)}
     master = spawn_master(STALLING_APP, "--workers", "1", env=env)
     master.wait_workers(1)
     run_short_jobs(30)  # the batch grows to eight
     master.wait_workers(1)
     flag.touch()
-    jobs = queue("mixed").add_bulk([{"n": n} for n in range(8)])
-    assert [job.wait(timeout=30) for job in jobs] == list(range(8))
+    added = queue("mixed").add_bulk([{"n": n} for n in range(jobs)])
+    assert [job.wait(timeout=30) for job in added] == list(range(jobs))
+    assert not flag.exists(), "the child never stalled"
     runs = counter()
-    assert [runs[job.id] for job in jobs] == [1] * 8, master.log()
-    assert all(job.refresh().attempts_made == 1 for job in jobs)
+    assert [runs[job.id] for job in added] == [1] * jobs, master.log()
+    assert all(job.refresh().attempts_made == 1 for job in added)
     if kit.lifecycle.path.batches:
-        assert not flag.exists(), "the child never took a batch of eight"
-        reasons = {entry["reason"] for job in jobs[1:] for entry in job.timeline}
+        reasons = {entry["reason"] for job in added[1:] for entry in job.timeline}
         assert "requeued: taken behind a long job" in reasons
         assert "refused" not in master.log()
+
+
+@pytest.mark.timeout(90)
+def test_a_batch_taken_ahead_behind_a_long_job_runs_in_another_child(
+    kit: Container, spawn_master: Callable[..., MasterProcess], counter: Callable[[], dict[str, int]]
+) -> None:
+    if not kit.lifecycle.path.batches:
+        pytest.skip("batches are taken on the Redis path only")
+    spawn_master(APP, "--workers", "2").wait_workers(2)
+
+    def both_batching() -> bool:
+        return len({job.worker_id for job in run_short_jobs(100) if prefetched(job)}) == 2
+
+    wait_for(both_batching, 60, interval=0, message="both children taking batches")
+    blocker = queue("mixed").add({"n": -2, "sleep": 1.0})  # keeps one child busy for a second
+    wait_for(lambda: blocker.refresh().status == "active", 10, message="the blocker running")
+    # The free child takes eight, the second of them long; the first one's end asks for the
+    # next eight, which must not wait for the long job either.
+    items = [{"n": 0}, {"n": -1, "sleep": 4}] + [{"n": n} for n in range(2, 16)]
+    first, slow, *short = queue("mixed").add_bulk(items)
+    added = time.monotonic()
+    assert [job.wait(timeout=10) for job in [first, *short]] == [0, *range(2, 16)]
+    assert time.monotonic() - added < 3.0
+    assert slow.refresh().status == "active"
+    runs = counter()
+    assert all(runs[job.id] == 1 for job in [first, *short])
+    ahead = [job for job in short[6:] if job.worker_id != slow.worker_id]
+    assert ahead, "no job of the next batch ran in the other child"
+    assert slow.wait(timeout=10) == -1

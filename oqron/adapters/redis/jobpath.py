@@ -215,8 +215,8 @@ class RedisJobPath(JobPath):
             block = command("BZPOPMIN", *markers, f"{max(0.001, min(wait, MAX_BLOCK)):.3f}")
             reply = self._call(self._take_script, numkeys, items, head + parts.args(None), first=block)
 
-    def _finish(self, ending: Ending) -> tuple[int, bytes, int, bytes]:
-        """Packed keys (count, bytes) and arguments (count, bytes) of a finish."""
+    def _finish_parts(self, ending: Ending) -> tuple[bytes, int, bytes]:
+        """Packed keys and arguments (count, bytes) of a finish."""
         lease = ending.claimed.lease
         keys = self._finish_keys.get((lease.queue, lease.consumer))
         if keys is None:
@@ -225,23 +225,31 @@ class RedisJobPath(JobPath):
         args = [self.broker.prefix, lease.job_id, lease.token, "ack" if ending.ack else "nack",
                 int(ending.delay * 1000), lease.queue, "", codec.dumps(ending.entry),
                 *encode_fields(ending.changes)]
-        return FINISH_KEYS, keys, len(args), pack(args)
+        return keys, len(args), pack(args)
+
+    def _finish(self, ending: Ending) -> tuple[int, int, bytes]:
+        """job_finish's call: number of keys, of keys and arguments, and the packed body."""
+        keys, nargs, args = self._finish_parts(ending)
+        return FINISH_KEYS, FINISH_KEYS + nargs, keys + args
+
+    def _finish_and_take(self, ending: Ending, then: TakeRequest, count: int) -> tuple[int, int, bytes]:
+        """job_next's call (a finish and a take of up to ``count`` jobs)."""
+        keys, nargs, args = self._finish_parts(ending)
+        take = self._take(then)
+        body = b"".join((keys, take.keys, bulk(FINISH_KEYS), bulk(nargs), bulk(count), args,
+                         take.args(time.time())))
+        numkeys = FINISH_KEYS + take.numkeys
+        return numkeys, numkeys + 3 + nargs + take.numargs, body
 
     @translate_errors
     def finish(
         self, ending: Ending, *, then: TakeRequest | None = None, count: int = 1
     ) -> tuple[list[str], list[Claimed]]:
-        nkeys, keys, nargs, args = self._finish(ending)
         taken: list[Claimed] | int = 0
         if then is None:
-            finished = self._call(self._finish_script, nkeys, nkeys + nargs, keys + args)
+            finished = self._call(self._finish_script, *self._finish(ending))
         else:
-            take = self._take(then)
-            body = b"".join((keys, take.keys, bulk(nkeys), bulk(nargs), bulk(count), args,
-                             take.args(time.time())))
-            finished, reply = self._call(
-                self._next_script, nkeys + take.numkeys, nkeys + take.numkeys + 3 + nargs + take.numargs, body
-            )
+            finished, reply = self._call(self._next_script, *self._finish_and_take(ending, then, count))
             taken = self._taken(then, reply)
         claimed = ending.claimed
         children = self._children(claimed, finished)
@@ -260,13 +268,18 @@ class RedisJobPath(JobPath):
             log.warning("job %s: lease lost after recording the end of its attempt", claimed.job_id)
         return [codec.loads(line) for line in finished[2].split("\n")] if finished[2] else []
 
-    def finish_later(self, ending: Ending, finished: Finished) -> None:
+    def finish_later(
+        self, ending: Ending, finished: Finished, then: TakeRequest | None = None, count: int = 1
+    ) -> None:
         """Sent at once, the reply read with the next step on the consumer connection: the
-        child runs its next job while Redis records this one."""
-        nkeys, keys, nargs, args = self._finish(ending)
+        child runs its next job while Redis records this one. A finish that takes (``then``)
+        leaves at once with those held before it; the others are held corked."""
         claimed = ending.claimed
-        command = self._finish_script.command(nkeys, nkeys + nargs, keys + args)
-        pending = PendingFinish(claimed, command, finished)
+        if then is None:
+            command = self._finish_script.command(*self._finish(ending))
+        else:
+            command = self._next_script.command(*self._finish_and_take(ending, then, count))
+        pending = PendingFinish(claimed, command, finished, then)
         client = self.consumer_client
         with client.single_connection_lock:
             if self._unsent:  # an earlier send failed: keep the order, resend with the next step
@@ -279,6 +292,20 @@ class RedisJobPath(JobPath):
                 self._unsent.append(pending)
             else:
                 self._inflight.append(pending)
+                if then is not None:
+                    self._uncork()
+
+    @translate_errors
+    def taken_ahead(self) -> list[Claimed]:
+        client = self.consumer_client
+        with client.single_connection_lock:
+            if any(pending.then is not None for pending in self._unsent):
+                self._resend_unsent(client)
+            ahead = [pending for pending in self._inflight if pending.then is not None]
+            if ahead:
+                self._settle_pending(client, until=ahead[-1])
+            taken, self._ahead = self._ahead, []
+        return taken
 
     @translate_errors
     def flush(self) -> None:
@@ -335,8 +362,13 @@ class RedisJobPath(JobPath):
             self._inflight.clear()
             raise
 
-    def _settle_pending(self, client: Any) -> None:
-        """Read the replies of the finishes in flight, in order, and report each."""
+    @translate_errors
+    def last_token(self) -> int | None:
+        return int(self.broker.client.get(f"{self.broker.prefix}lease_seq") or 0)
+
+    def _settle_pending(self, client: Any, until: PendingFinish | None = None) -> None:
+        """Read the replies of the finishes in flight, in order (all, or up to ``until``), and
+        report each."""
         while self._inflight:
             pending = self._inflight[0]
             try:
@@ -353,16 +385,27 @@ class RedisJobPath(JobPath):
                 self._inflight.clear()
                 raise
             self._inflight.pop(0)
-            self._report(pending, self._children(pending.claimed, reply), resent=False)
+            self._settled(pending, reply, resent=False)
+            if pending is until:
+                return
 
     def _resend_unsent(self, client: Any) -> None:
         if self._unsent:
             self._uncork()  # each resend waits for its reply
         while self._unsent:
             pending = self._unsent[0]
-            reply = self._finish_script.call(self.broker.client, client.connection, pending.command)
+            script = self._finish_script if pending.then is None else self._next_script
+            reply = script.call(self.broker.client, client.connection, pending.command)
             self._unsent.pop(0)
-            self._report(pending, self._children(pending.claimed, reply), resent=True)
+            self._settled(pending, reply, resent=True)
+
+    def _settled(self, pending: PendingFinish, reply: Any, resent: bool) -> None:
+        if pending.then is not None:  # a finish that took the next jobs
+            reply, took = reply
+            taken = self._taken(pending.then, took)
+            if not isinstance(taken, int):
+                self._ahead.extend(taken)
+        self._report(pending, self._children(pending.claimed, reply), resent)
 
     def _load(self, script: PackedScript) -> None:
         """Load the library over the pooled client: replies may still be queued on the
@@ -388,3 +431,4 @@ class PendingFinish:
     claimed: Claimed
     command: bytes
     finished: Finished
+    then: TakeRequest | None = None  # it also takes the next jobs (job_next)
