@@ -112,7 +112,8 @@ _executor.Executor.taken_ahead = _stalling_taken_ahead
 @pytest.mark.parametrize(
     ("point", "stall_at", "jobs"),
     [("start", 2, 8), ("start", 9, 16), ("collect", 1, 16)],
-    ids=["before-the-second-of-a-batch", "before-the-first-taken-ahead", "before-reading-the-batch-taken-ahead"],
+    ids=["before-the-second-of-a-batch", "before-the-first-taken-ahead",
+         "before-reading-the-batch-taken-ahead"],
 )
 def test_a_child_stalled_between_two_jobs_runs_none_twice(
     kit: Container, spawn_master: Callable[..., MasterProcess], counter: Callable[[], dict[str, int]],
