@@ -13,7 +13,7 @@ import redis
 from oqron import Container, LeaseLost, OqronKit, define_config, queue
 from oqron.errors import AdapterUnavailable
 from oqron.registry import registry
-from oqron.runtime.executor import Executor
+from oqron.runtime.executor import Attempt, Executor
 from tests.support.wait import wait_for
 
 
@@ -133,6 +133,38 @@ def test_ends_sent_ahead_survive_a_dropped_connection(kit: Container, redis_url:
     assert [j.wait(timeout=5) for j in jobs] == [0, 1, 2, 3]
     assert [j.refresh().attempts_made for j in jobs] == [1, 1, 1, 1]
     assert all(len([e for e in j.timeline if e["to"] == "completed"]) == 1 for j in jobs)
+
+
+def test_a_finish_sent_ahead_takes_the_next_jobs(kit: Container, redis_url: str) -> None:
+    """A finish that also takes (take-ahead) hands its jobs over when asked, started and leased
+    to the consumer, without waiting for the finishes sent after it; if the connection dies
+    before its reply is read, no job is lost: each is either handed over or still leased to the
+    consumer (for the master or stall recovery to requeue)."""
+    q = queue("q")
+    jobs = q.add_bulk([{"n": n} for n in range(8)])
+    life = kit.lifecycle
+    request = life.take_request(["q"], "consumer-a", 30.0)
+    first = life.claim_many(["q"], "consumer-a", 30.0, 2)
+    ended: list[str] = []
+    life.record_later(life.completion(first[0], 0), ended.append, request, 3)
+    life.record_later(life.completion(first[1], 1), ended.append)
+    ahead = life.path.taken_ahead()
+    assert [c.job_id for c in ahead] == [j.id for j in jobs[2:5]]
+    assert all(c.record["status"] == "active" and c.record["attempts_made"] == 1 for c in ahead)
+    assert life.path.taken_ahead() == []
+    life.record_later(life.completion(ahead[0], 2), ended.append, request, 3)
+    killer = redis.Redis.from_url(redis_url)
+    wait_for(lambda: killer.client_kill_filter(skipme=True), 5, message="connections killed")
+    killer.close()
+    executor = Executor(life, registry, "consumer-a", record_retry_window=5.0)
+    again = executor.taken_ahead()  # retried as the child does while Redis is away
+    held = {lease.job_id for lease in kit.broker.leases_of("consumer-a")}
+    assert {j.id for j in jobs[5:8]} <= {c.job_id for c in again} | held
+    for claimed in [*ahead[1:], *again]:
+        executor.record(Attempt(life.completion(claimed, claimed.record["data"]["n"])))
+    executor.flush()
+    assert ended == []
+    assert [j.wait(timeout=5) for j in jobs[:5]] == [0, 1, 2, 3, 4]
 
 
 def test_hot_path_functions_lost_by_the_server_are_loaded_again(kit: Container, redis_url: str) -> None:

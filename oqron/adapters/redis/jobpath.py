@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,19 @@ QUEUE_KEYS = 7
 #: job_add's fixed arguments before the records.
 ADD_HEAD = 7
 #: Records per job_add call: one call keeps Redis busy ~10 ms; the calls of a bulk add are
-#: pipelined, so the client packs the next batch while the server stores the last.
+#: pipelined, so the client packs the next batch while the server stores the last. The first
+#: call, which waits for its reply (see PackedScript.pipeline), is kept short.
 ADD_BATCH = 500
+FIRST_ADD_BATCH = 50
+
+
+def _add_batches(total: int) -> Iterator[tuple[int, int]]:
+    """(first, last) record indexes of each job_add call of an add of ``total`` records."""
+    first = 0
+    size = FIRST_ADD_BATCH
+    while first < total:
+        yield first, min(first + size, total)
+        first, size = first + size, ADD_BATCH
 FINISH_KEYS = QUEUE_KEYS + 1
 #: The hot path's scripts, loaded as one function library.
 HOT_PATH = FunctionLibrary(("job_add", "job_take", "job_finish", "job_next"), script_text)
@@ -150,11 +161,12 @@ class RedisJobPath(JobPath):
                          "1" if publish else "0", ""])
             if len(self._add_heads) < 1000:  # delays vary freely: keep the cache bounded
                 self._add_heads[head_key] = head
-        commands = []
-        for first in range(0, len(records), ADD_BATCH):
-            count, body = _packed_records(records[first:first + ADD_BATCH], uniform)
-            commands.append((QUEUE_KEYS, QUEUE_KEYS + ADD_HEAD + count, keys + head + body))
-        replies = self._add_script.pipeline(self.broker.client, commands)
+        def calls() -> Iterator[tuple[int, int, bytes]]:  # packed one by one, as they are sent
+            for first, last in _add_batches(len(records)):
+                count, body = _packed_records(records[first:last], uniform)
+                yield QUEUE_KEYS, QUEUE_KEYS + ADD_HEAD + count, keys + head + body
+
+        replies = self._add_script.pipeline(self.broker.client, calls())
         return [bool(flag) for flags in replies for flag in flags]
 
     def _take(self, request: TakeRequest) -> TakeParts:

@@ -92,18 +92,22 @@ class PackedScript:
         """One call over the calling thread's own connection to ``client``'s server."""
         return self.call(client, thread_connection(client), self.command(numkeys, items, body))
 
-    def pipeline(self, client: Client, calls: Sequence[Call]) -> list[Any]:
-        """Calls sent together and their replies read after: the server runs one while the
-        client packs the next. The first call goes alone, so that a missing library is loaded
-        before the rest are sent."""
-        replies = [self(client, *calls[0])]
-        if len(calls) == 1:
-            return replies
+    def pipeline(self, client: Client, calls: Iterable[Call]) -> list[Any]:
+        """Calls sent as they are produced and their replies read after: the server runs one
+        while the client packs the next (``calls`` may be a generator that packs lazily). The
+        first call goes alone, so that a missing library is loaded before the rest are sent."""
+        pending = iter(calls)
+        first = next(pending, None)
+        if first is None:
+            return []
+        replies = [self(client, *first)]
         connection = thread_connection(client)
-        for call in calls[1:]:
+        sent = 0
+        for call in pending:
             connection.send_packed_command([self.command(*call)])
+            sent += 1
         failure: Exception | None = None
-        for _ in calls[1:]:
+        for _ in range(sent):
             try:
                 replies.append(read_reply(connection))
             except redis.ResponseError as exc:  # keep reading: the others did run
