@@ -140,7 +140,7 @@ class JobPath:
         """Storage failed between claim and start (it may live on another server than the
         broker): hand the lease back at once rather than leave it to expire as a stall."""
         try:
-            self.broker.nack(lease)
+            self.broker.release(lease)
         except (AdapterError, LeaseLost):
             pass  # the broker is away too: the lease expires and the job goes back unharmed
 

@@ -323,7 +323,7 @@ class Lifecycle:
             return None
         if record.get("lease_token") != lease.token:
             try:
-                self.broker.nack(lease)
+                self.broker.release(lease)
             except LeaseLost:
                 return None
             return WAITING
@@ -361,7 +361,7 @@ class Lifecycle:
             ):
                 return False
         try:
-            self.broker.nack(lease)
+            self.broker.release(lease)
         except LeaseLost:
             return False
         return True
@@ -377,9 +377,9 @@ class Lifecycle:
                 continue
             if record.get("lease_token") != lease.token:
                 # Claimed but never started (the claimer died, or storage failed, in between):
-                # nothing ran, so it goes back without counting a stall.
+                # nothing ran, so it goes back to its place without counting a stall.
                 try:
-                    self.broker.nack(lease)
+                    self.broker.release(lease)
                 except LeaseLost:
                     continue
                 handled.append(lease.job_id)

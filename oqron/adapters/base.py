@@ -215,6 +215,14 @@ class Broker:
         """Give the job back: ready again now, or delayed by ``delay``. ``LeaseLost`` if stale."""
         raise NotImplementedError
 
+    def release(self, lease: Lease) -> None:
+        """Hand back a job that did not run (its worker stopped, or took it behind a long job):
+        ready again at the head of its queue, where it was: its score is just below the lowest
+        of the ready jobs it competes with (those of its priority, under ``priority``), or an
+        ordinary entry when there are none. Jobs handed back newest-taken first keep their
+        order. ``LeaseLost`` if stale."""
+        raise NotImplementedError
+
     def leases_of(self, consumer: str) -> list[Lease]:
         """The current leases held by a consumer (a child), including one it took just now."""
         raise NotImplementedError

@@ -185,9 +185,15 @@ class _MemoryQueue:
     leases: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # id → token, consumer, deadline
     priorities: dict[str, int] = field(default_factory=dict)
 
-    def make_ready(self, job_id: str) -> None:
+    def make_ready(self, job_id: str, at_head: bool = False) -> None:
         self.seq += 1
-        score = entry_score(self.strategy, self.seq, self.priorities.get(job_id, 0))
+        priority = self.priorities.get(job_id, 0)
+        if at_head:
+            rivals = [score for other, score in self.ready_ids.items()
+                      if self.strategy != "priority" or self.priorities.get(other, 0) == priority]
+            score = min(rivals) - 1 if rivals else entry_score(self.strategy, self.seq, priority)
+        else:
+            score = entry_score(self.strategy, self.seq, priority)
         self.ready_ids[job_id] = score
         heapq.heappush(self.ready, (score, job_id))
 
@@ -328,6 +334,13 @@ class MemoryBroker(Broker):
                 q.make_delayed(lease.job_id, self._clock() + delay)
             else:
                 q.make_ready(lease.job_id)
+            self._cond.notify_all()
+
+    def release(self, lease: Lease) -> None:
+        with self._cond:
+            q = self._current(lease)
+            self._drop_lease(q, lease.queue, lease.job_id)
+            q.make_ready(lease.job_id, at_head=True)
             self._cond.notify_all()
 
     def leases_of(self, consumer: str) -> list[Lease]:

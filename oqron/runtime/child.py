@@ -281,9 +281,10 @@ class Child:
         return max(0, count)
 
     def _release(self, lifecycle: Lifecycle, held: deque[Claimed], reason: str) -> None:
-        """Hand back jobs taken but not run, without charging their attempt."""
+        """Hand back jobs taken but not run, without charging their attempt: each to the head
+        of its queue, the last taken first, so that they keep their order there."""
         while held:
-            claimed = held.popleft()
+            claimed = held.pop()
             try:
                 lifecycle.release_lease(claimed.lease, reason)
             except LeaseLost:  # the master handed it back already, or recovered it

@@ -381,7 +381,7 @@ class Master:
         lifecycle = self.container.lifecycle
         reason, _ = describe_exit(status)
         running = child.running_id
-        for lease in self.container.broker.leases_of(child.consumer):
+        for lease in _newest_first(self.container.broker.leases_of(child.consumer)):
             queue = registry.queues.get(lease.queue)
             if child.shutdown_kill:
                 lifecycle.release_lease(lease, "requeued: worker stopped by shutdown")
@@ -482,12 +482,12 @@ class Master:
         when the master began handing back) those of a batch it asked for ahead: its tokens are
         newer than any the child listed. Never the job it runs, nor one it finished whose end
         is still on its way (their tokens are older)."""
-        leases = self.container.broker.leases_of(child.consumer)
-        listed = [lease for lease in leases if lease.token in set(child.held)]
-        if not child.ahead or taken_up_to is None or child.job is None:
-            return listed
-        newest = max(int(token) for token in [*child.held, child.job.lease.token])
-        return listed + [lease for lease in leases if newest < int(lease.token) <= taken_up_to]
+        leases, held = self.container.broker.leases_of(child.consumer), set(child.held)
+        listed = [lease for lease in leases if lease.token in held]
+        if child.ahead and taken_up_to is not None and child.job is not None:
+            newest = max(int(token) for token in [*child.held, child.job.lease.token])
+            listed += [lease for lease in leases if newest < int(lease.token) <= taken_up_to]
+        return _newest_first(listed)
 
     def release_held(self) -> None:
         """A child whose job turned out long gives up the jobs it took behind it: another child
@@ -539,6 +539,12 @@ class Master:
             if alive:
                 log.warning("graceful timeout: killing %d children and requeueing their jobs", len(alive))
                 self.kill_children(signal.SIGKILL, shutdown=True)
+
+
+def _newest_first(leases: list[Lease]) -> list[Lease]:
+    """Leases in the order to hand them back, each to the head of its queue, so that they keep
+    the order they were taken in (tokens grow with each take)."""
+    return sorted(leases, key=lambda lease: -int(lease.token))
 
 
 def _kill(pid: int, signum: int) -> None:

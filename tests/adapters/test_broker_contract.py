@@ -108,11 +108,45 @@ def test_delayed_jobs_wait_for_their_time(timed_broker: Broker, clock: FakeClock
 
 
 def test_delayed_job_becomes_claimable_on_the_real_clock(broker: Broker) -> None:
+    started = time.monotonic()  # before the publish: its own time (a commit under load) counts
     broker.publish("q", ["d"], delay=0.3)
-    started = time.monotonic()
     lease = broker.claim(["q"], "c1", TTL, timeout=5)
     assert lease is not None and lease.job_id == "d"
     assert 0.25 <= time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    ("strategy", "published", "order"),
+    [("fifo", ["a", "b", "c"], ["a", "b", "c"]), ("lifo", ["a", "b", "c"], ["c", "b", "a"])],
+)
+def test_released_jobs_go_back_to_the_head_of_their_queue(
+    broker: Broker, strategy: str, published: list[str], order: list[str]
+) -> None:
+    """A job handed back without running (its worker stopped, or took it behind a long job)
+    keeps its place; several handed back newest-taken first keep their order."""
+    broker.publish("q", published, strategy=strategy)
+    first = broker.claim(["q"], "c1", TTL)
+    second = broker.claim(["q"], "c1", TTL)
+    assert first is not None and second is not None
+    broker.release(second)
+    broker.release(first)
+    assert claim_ids(broker, ["q"], 3) == order
+    with pytest.raises(LeaseLost):
+        broker.release(first)
+
+
+def test_a_released_job_goes_back_to_the_head_of_its_priority(broker: Broker) -> None:
+    broker.publish("q", ["p5a", "p5b"], strategy="priority", priority=5)
+    broker.publish("q", ["p1a", "p1b"], strategy="priority", priority=1)
+    first = broker.claim(["q"], "c1", TTL)
+    assert first is not None and first.job_id == "p1a"
+    held = [broker.claim(["q"], "c1", TTL) for _ in range(2)]
+    assert [lease.job_id for lease in held if lease] == ["p1b", "p5a"]
+    for lease in reversed(held):
+        assert lease is not None
+        broker.release(lease)
+    broker.release(first)
+    assert claim_ids(broker, ["q"], 4) == ["p1a", "p1b", "p5a", "p5b"]
 
 
 def test_ack_needs_the_current_token(broker: Broker) -> None:

@@ -119,6 +119,11 @@ class PostgresBroker(PostgresAdapter, Broker):
         if not self.query(st.NACK, params):
             raise self._stale(lease)
 
+    def release(self, lease: Lease) -> None:
+        params = self._params(lease.queue, job_id=lease.job_id, token=lease.token)
+        if not self.query(st.RELEASE, params):
+            raise self._stale(lease)
+
     def leases_of(self, consumer: str) -> list[Lease]:
         rows = self.query(
             "SELECT queue, job_id, token FROM oqron_entries "

@@ -126,6 +126,29 @@ WITH back AS (
 )
 SELECT pg_notify(%(channel)s, '') FROM back"""
 
+# release: hand a leased job back to the head of its queue (see Broker.release): its seq is
+# just below the lowest ready seq of its rank, or a fresh one when there is none.
+# Parameters: queue, job_id, token, channel.
+RELEASE = """/* oqron:release */
+WITH back AS (
+    UPDATE oqron_entries e SET
+        state = 'ready',
+        rank = CASE WHEN s.strategy = 'priority' THEN e.priority ELSE 0 END,
+        seq = coalesce(
+            (SELECT min(h.seq) - 1 FROM oqron_entries h
+             WHERE h.scope = e.scope AND h.queue = e.queue AND h.state = 'ready'
+                 AND h.rank = CASE WHEN s.strategy = 'priority' THEN e.priority ELSE 0 END),
+            CASE WHEN s.strategy = 'lifo' THEN -nextval('oqron_entry_seq')
+                 ELSE nextval('oqron_entry_seq') END),
+        due = NULL, token = NULL, consumer = NULL
+    FROM (SELECT coalesce((SELECT strategy FROM oqron_queues
+                           WHERE scope = %(scope)s AND queue = %(queue)s), 'fifo') AS strategy) AS s
+    WHERE e.scope = %(scope)s AND e.queue = %(queue)s AND e.job_id = %(job_id)s
+        AND e.state = 'leased' AND e.token = %(token)s
+    RETURNING 1
+)
+SELECT pg_notify(%(channel)s, '') FROM back"""
+
 # renew: push back many lease deadlines at once. Parameters: queues, ids, tokens (parallel
 # arrays), ttl, now. Returns the (queue, job id, token) of the leases renewed.
 RENEW = f"""/* oqron:renew */

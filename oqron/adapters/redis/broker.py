@@ -108,6 +108,10 @@ class RedisBroker(RedisAdapter, Broker):
         self._finish(lease, "nack", delay)
 
     @translate_errors
+    def release(self, lease: Lease) -> None:
+        self._finish(lease, "release", 0.0)
+
+    @translate_errors
     def leases_of(self, consumer: str) -> list[Lease]:
         members = sorted(self.client.smembers(self.consumer_key(consumer)))
         pairs = [member.split("\t", 1) for member in members]

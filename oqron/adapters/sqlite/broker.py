@@ -156,6 +156,12 @@ class SqliteBroker(Broker):
                 raise _lost(lease)
 
     def nack(self, lease: Lease, delay: float = 0.0) -> None:
+        self._give_back(lease, delay, at_head=False)
+
+    def release(self, lease: Lease) -> None:
+        self._give_back(lease, 0.0, at_head=True)
+
+    def _give_back(self, lease: Lease, delay: float, at_head: bool) -> None:
         with self.db.write() as conn:
             held = conn.execute(
                 f"SELECT priority FROM oqron_entries WHERE {KEY} AND state = 'leased' AND token = ?",
@@ -165,6 +171,8 @@ class SqliteBroker(Broker):
                 raise _lost(lease)
             if delay > 0:
                 state, score = "delayed", self._clock() + delay
+            elif at_head:
+                state, score = "ready", q.head_score(conn, self.prefix, lease.queue, held[0])
             else:
                 state, score = "ready", q.ready_score(conn, self.prefix, lease.queue, held[0])
             conn.execute(

@@ -52,6 +52,17 @@ def ready_score(conn: sqlite3.Connection, scope: str, queue: str, priority: int)
     return entry_score(strategy, seq, priority)
 
 
+def head_score(conn: sqlite3.Connection, scope: str, queue: str, priority: int) -> float:
+    """The score of a job handed back to the head of its queue (see ``Broker.release``)."""
+    strategy = (queue_state(conn, scope, queue) or ("fifo", 0, False))[0]
+    same = " AND priority = ?" if strategy == "priority" else ""
+    head = conn.execute(
+        f"SELECT min(score) FROM oqron_entries WHERE {IN_QUEUE} AND state = 'ready'{same}",
+        (scope, queue, priority) if same else (scope, queue),
+    ).fetchone()[0]
+    return float(head) - 1 if head is not None else ready_score(conn, scope, queue, priority)
+
+
 def promote_due(conn: sqlite3.Connection, scope: str, queue: str, now: float) -> bool:
     """Make due delayed jobs ready, in due order, each with a new entry number; True if any."""
     due = conn.execute(

@@ -1,11 +1,12 @@
--- finish: ack (drop the lease, forget the job) or nack (give the job back, now or delayed).
+-- finish: ack (drop the lease, forget the job), nack (give the job back, now or delayed) or
+-- release (give it back to the head of its queue).
 --
 --!include lib.lua
 -- KEYS[1..7] the queue's keys (lib's q table order)
 -- KEYS[8]    consumer set of the lease holder
 -- ARGV[1] job id
 -- ARGV[2] lease token
--- ARGV[3] "ack" or "nack"
+-- ARGV[3] "ack", "nack" or "release"
 -- ARGV[4] nack delay in ms (0 = ready now)
 -- ARGV[5] queue name (member prefix in the consumer set)
 -- ARGV[6] now in ms ("" = the server clock; tests pass a fake clock)

@@ -38,6 +38,25 @@ local function make_ready(q, id)
   redis.call('ZADD', q.ready, fmt(entry_score(strategy, seq, priority)), id)
 end
 
+-- Put a job handed back without running at the head of its queue (see Broker.release): just
+-- below the lowest ready score it competes with. Under 'priority' those are the scores of its
+-- priority, priority * 2^33 + seq, shifted down by hand-backs; seq and hand-backs stay far
+-- below 2^32, so the band is priority * 2^33 +- 2^32.
+local function make_head(q, id)
+  local strategy = redis.call('HGET', q.meta, 'strategy') or 'fifo'
+  local low, high = '-inf', '+inf'
+  if strategy == 'priority' then
+    local band = tonumber(redis.call('HGET', q.prio, id) or '0') * 8589934592
+    low, high = fmt(band - 4294967296), '(' .. fmt(band + 4294967296)
+  end
+  local head = redis.call('ZRANGEBYSCORE', q.ready, low, high, 'WITHSCORES', 'LIMIT', 0, 1)
+  if head[2] then
+    redis.call('ZADD', q.ready, fmt(tonumber(head[2]) - 1), id)
+  else
+    make_ready(q, id)
+  end
+end
+
 local function promote_due(q, now, limit)
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', q.delayed, '-inf', now, 'LIMIT', 0, limit)) do
     redis.call('ZREM', q.delayed, id)
@@ -102,10 +121,14 @@ local function end_lease(q, queue, id, token, consumer_key)
   return true
 end
 
--- After end_lease: forget the job (ack) or put it back now or after delay ms (nack).
+-- After end_lease: forget the job (ack), put it back now or after delay ms (nack), or at the
+-- head of its queue (release).
 local function settle(q, id, action, delay, now)
   if action == 'ack' then
     redis.call('HDEL', q.prio, id)
+  elseif action == 'release' then
+    make_head(q, id)
+    redis.call('ZADD', q.marker, 0, 'm')
   elseif delay > 0 then
     redis.call('ZADD', q.delayed, fmt(now + delay), id)
     redis.call('ZADD', q.marker, 0, 'm')
