@@ -1,7 +1,7 @@
 """oqron alone, without the benchmark's per-job counting: a handler that returns at once, 2 children,
 with batches (``--prefetch 8``, the default) and without (``--prefetch 1``).
 
-    .venv/bin/python -m benchmarks.empty_handler [--jobs 40000] [--rounds 2]
+    .venv/bin/python -m benchmarks.empty_handler [--jobs 40000] [--rounds 2] [--prefetch 8,1]
 
 Completions are counted by polling oqron's own count of completed jobs every 5 ms; the rate is
 taken between the first poll that sees a completion and the last job. Prints one line per run,
@@ -101,10 +101,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.empty_handler")
     parser.add_argument("--jobs", type=int, default=40_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--prefetch", default="8,1", help="prefetch values to compare, e.g. 8,16,1")
     args = parser.parse_args()
     server = PrivateRedis().start()
     log_dir = tempfile.mkdtemp(prefix="oqron-empty-")
-    rates: dict[int, list[float]] = {8: [], 1: []}
+    rates: dict[int, list[float]] = {int(value): [] for value in args.prefetch.split(",")}
     try:
         for _ in range(args.rounds):
             for prefetch in rates:
