@@ -204,7 +204,7 @@ class Child:
                 raise attempt.control
             if short and not self.stopping and (held or self.ahead):
                 return self._record_ahead(executor, lifecycle, attempt, held)
-            held.extend(self._collect_ahead(executor))
+            self._gather_ahead(executor, held)
             if held:  # a long job: the others go back to whoever is free
                 self._release(lifecycle, held, "requeued: taken behind a long job")
             count = self._take_count(running=1)
@@ -264,12 +264,16 @@ class Child:
         """Hand back the jobs in hand and any batch taken ahead: the child stops, or the master
         looked at its held jobs while it was between two of them and may have handed them back
         already (see fence.py), so none of them may run here."""
-        try:
-            held.extend(self._collect_ahead(executor))
-        except AdapterError as exc:
-            log.warning("the jobs taken ahead could not be read (%s); their leases will expire", exc)
+        self._gather_ahead(executor, held)
         self._release(lifecycle, held, reason)
         return Outcome(SKIPPED)
+
+    def _gather_ahead(self, executor: Executor, held: deque[Claimed]) -> None:
+        """Add the batch taken ahead to the jobs in hand, to hand them all back."""
+        try:
+            held.extend(self._collect_ahead(executor))
+        except AdapterError as exc:  # the job in hand is still recorded, with its own retries
+            log.warning("the jobs taken ahead could not be read (%s); their leases will expire", exc)
 
     def _take_count(self, running: int) -> int:
         """Jobs to take at once: the batch grown by short jobs, within the recycling limit

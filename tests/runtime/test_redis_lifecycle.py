@@ -167,6 +167,23 @@ def test_a_finish_sent_ahead_takes_the_next_jobs(kit: Container, redis_url: str)
     assert [j.wait(timeout=5) for j in jobs[:5]] == [0, 1, 2, 3, 4]
 
 
+def test_a_batch_taken_ahead_survives_a_lost_function_library(kit: Container, redis_url: str) -> None:
+    """The server forgets the library just before a finish that takes ahead arrives: the
+    finish is resent once the library is back, and its jobs are handed over when asked."""
+    q = queue("q")
+    jobs = q.add_bulk([{"n": n} for n in range(4)])
+    life = kit.lifecycle
+    first = life.claim_many(["q"], "consumer-a", 30.0, 1)
+    redis.Redis.from_url(redis_url).function_flush()
+    refused: list[str] = []
+    request = life.take_request(["q"], "consumer-a", 30.0)
+    life.record_later(life.completion(first[0], 0), refused.append, request, 3)
+    ahead = life.path.taken_ahead()
+    assert [c.job_id for c in ahead] == [j.id for j in jobs[1:]]
+    assert refused == []
+    assert jobs[0].wait(timeout=5) == 0
+
+
 def test_hot_path_functions_lost_by_the_server_are_loaded_again(kit: Container, redis_url: str) -> None:
     """The server forgets oqron's function library (FUNCTION FLUSH, or a restart without
     persistence) while finishes are in flight: the library is loaded again, the finishes that

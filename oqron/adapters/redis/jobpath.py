@@ -311,10 +311,12 @@ class RedisJobPath(JobPath):
     def taken_ahead(self) -> list[Claimed]:
         client = self.consumer_client
         with client.single_connection_lock:
-            if any(pending.then is not None for pending in self._unsent):
-                self._resend_unsent(client)
-            ahead = [pending for pending in self._inflight if pending.then is not None]
-            if ahead:
+            while True:  # a reply may send the finish back to the unsent (the library was lost)
+                if any(pending.then is not None for pending in self._unsent):
+                    self._resend_unsent(client)
+                ahead = [pending for pending in self._inflight if pending.then is not None]
+                if not ahead:
+                    break
                 self._settle_pending(client, until=ahead[-1])
             taken, self._ahead = self._ahead, []
         return taken
