@@ -106,17 +106,9 @@ SELECT l.queue, l.job_id, l.token,
          ORDER BY e.due LIMIT 1) AS n)
 FROM (VALUES (1)) AS one LEFT JOIN leased l ON true"""
 
-# nack: give a leased job back, ready now (fresh seq, its remembered priority) or delayed.
-# Parameters: queue, job_id, token, delayed (bool), delay (seconds), now, channel.
-# Returns one row if the token was current, none otherwise (nothing changed).
-NACK = f"""/* oqron:nack */
-WITH back AS (
-    UPDATE oqron_entries e SET
-        state = CASE WHEN %(delayed)s THEN 'delayed' ELSE 'ready' END,
-        rank = CASE WHEN %(delayed)s THEN NULL WHEN s.strategy = 'priority' THEN e.priority ELSE 0 END,
-        seq = CASE WHEN %(delayed)s THEN NULL WHEN s.strategy = 'lifo' THEN -nextval('oqron_entry_seq')
-                   ELSE nextval('oqron_entry_seq') END,
-        due = CASE WHEN %(delayed)s THEN {NOW} + make_interval(secs => %(delay)s) END,
+# nack and release end alike: the lease must be current, s is the queue's strategy, and the
+# queue's claimers are woken. Returns one row if the token was current, none otherwise.
+_GIVE_BACK = """
         token = NULL, consumer = NULL
     FROM (SELECT coalesce((SELECT strategy FROM oqron_queues
                            WHERE scope = %(scope)s AND queue = %(queue)s), 'fifo') AS strategy) AS s
@@ -125,6 +117,17 @@ WITH back AS (
     RETURNING 1
 )
 SELECT pg_notify(%(channel)s, '') FROM back"""
+
+# nack: give a leased job back, ready now (fresh seq, its remembered priority) or delayed.
+# Parameters: queue, job_id, token, delayed (bool), delay (seconds), now, channel.
+NACK = f"""/* oqron:nack */
+WITH back AS (
+    UPDATE oqron_entries e SET
+        state = CASE WHEN %(delayed)s THEN 'delayed' ELSE 'ready' END,
+        rank = CASE WHEN %(delayed)s THEN NULL WHEN s.strategy = 'priority' THEN e.priority ELSE 0 END,
+        seq = CASE WHEN %(delayed)s THEN NULL WHEN s.strategy = 'lifo' THEN -nextval('oqron_entry_seq')
+                   ELSE nextval('oqron_entry_seq') END,
+        due = CASE WHEN %(delayed)s THEN {NOW} + make_interval(secs => %(delay)s) END,""" + _GIVE_BACK
 
 # release: hand a leased job back to the head of its queue (see Broker.release): its seq is
 # just below the lowest ready seq of its rank, or a fresh one when there is none.
@@ -140,14 +143,7 @@ WITH back AS (
                  AND h.rank = CASE WHEN s.strategy = 'priority' THEN e.priority ELSE 0 END),
             CASE WHEN s.strategy = 'lifo' THEN -nextval('oqron_entry_seq')
                  ELSE nextval('oqron_entry_seq') END),
-        due = NULL, token = NULL, consumer = NULL
-    FROM (SELECT coalesce((SELECT strategy FROM oqron_queues
-                           WHERE scope = %(scope)s AND queue = %(queue)s), 'fifo') AS strategy) AS s
-    WHERE e.scope = %(scope)s AND e.queue = %(queue)s AND e.job_id = %(job_id)s
-        AND e.state = 'leased' AND e.token = %(token)s
-    RETURNING 1
-)
-SELECT pg_notify(%(channel)s, '') FROM back"""
+        due = NULL,""" + _GIVE_BACK
 
 # renew: push back many lease deadlines at once. Parameters: queues, ids, tokens (parallel
 # arrays), ttl, now. Returns the (queue, job id, token) of the leases renewed.
