@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -41,7 +41,9 @@ def broker(backend: str, request: pytest.FixtureRequest, prefix: str) -> Iterato
 
 
 @pytest.fixture
-def timed_broker(backend: str, request: pytest.FixtureRequest, prefix: str, clock: FakeClock) -> Iterator[Broker]:
+def timed_broker(
+    backend: str, request: pytest.FixtureRequest, prefix: str, clock: FakeClock
+) -> Iterator[Broker]:
     """A broker whose time moves only with ``clock.advance``."""
     adapter = make_broker(backend, request, prefix, clock=clock)
     yield adapter

@@ -193,7 +193,9 @@ def test_renew_and_expiry(timed_broker: Broker, clock: FakeClock) -> None:
     assert [(x.job_id, x.token, x.consumer) for x in expired] == [("b", lb.token, "c2")]
 
 
-def test_expired_lease_can_be_requeued_and_old_token_is_refused(timed_broker: Broker, clock: FakeClock) -> None:
+def test_expired_lease_can_be_requeued_and_old_token_is_refused(
+    timed_broker: Broker, clock: FakeClock
+) -> None:
     timed_broker.publish("q", ["a"])
     first = timed_broker.claim(["q"], "c1", 1)
     assert first is not None
@@ -267,7 +269,9 @@ def test_remove_a_leased_job(broker: Broker) -> None:
         broker.ack(lease)
 
 
-def test_prefixes_are_isolated(broker: Broker, backend: str, request: pytest.FixtureRequest, prefix: str) -> None:
+def test_prefixes_are_isolated(
+    broker: Broker, backend: str, request: pytest.FixtureRequest, prefix: str
+) -> None:
     from .backends import make_broker
 
     other = make_broker(backend, request, prefix.replace(":test:", ":other:"))

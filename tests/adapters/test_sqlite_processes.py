@@ -40,7 +40,7 @@ class Child:
                 ours.close()
                 target(theirs)
                 code = 0
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - the child reports anything, then exits 1
                 traceback.print_exc()
             finally:
                 os._exit(code)
@@ -161,7 +161,9 @@ def test_a_blocked_claim_sleeps_without_cpu(broker: SqliteBroker) -> None:
 def test_a_dead_waiters_bell_is_removed_by_the_next_ring(
     broker: SqliteBroker, children: list[Child]
 ) -> None:
-    children.append(child := Child(lambda channel: broker.claim(["q"], "doomed", 30.0, timeout=30.0) and None))
+    children.append(
+        child := Child(lambda channel: broker.claim(["q"], "doomed", 30.0, timeout=30.0) and None)
+    )
     wait_for(lambda: bells(broker), 5, interval=0.002, message="the child to block on its bell")
     child.kill()
     assert len(bells(broker)) == 1  # SIGKILL left the socket file behind

@@ -196,7 +196,8 @@ def test_list_oldest_first(storage: Storage) -> None:
     assert [r["id"] for r in storage.list_jobs("q", "waiting", oldest_first=True, limit=2)] == ["j0", "j1"]
     assert [r["id"] for r in storage.list_jobs("q", None, oldest_first=True, offset=3)] == ["j3"]
     storage.create_jobs([record("x", queue="q2")])
-    assert [r["id"] for r in storage.list_jobs(None, "waiting", oldest_first=True)] == ["j0", "j1", "j2", "j3", "x"]
+    waiting = storage.list_jobs(None, "waiting", oldest_first=True)
+    assert [r["id"] for r in waiting] == ["j0", "j1", "j2", "j3", "x"]
 
 
 def test_doc_compare_and_set(storage: Storage) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from oqron import Container, queue
+from oqron import Container
 from tests.support.master import MasterProcess
 from tests.support.wait import wait_for
 
@@ -70,7 +70,8 @@ def test_sharded_leadership_moves_to_standbys(
     owned = [[0, 1, 2], [1, 2, 3], [0, 3]]
     masters = [
         spawn_master(IDLE_APP, "--workers", "1",
-                     env={"OQRON_CLUSTERING": f'{{"total_shards": 4, "owned_shards": {shards}, "region": "r{i}"}}'})
+                     env={"OQRON_CLUSTERING":
+                          f'{{"total_shards": 4, "owned_shards": {shards}, "region": "r{i}"}}'})
         for i, shards in enumerate(owned)
     ]
     wait_for(lambda: all(len(leaders(masters, s)) == 1 for s in range(4)), 10, message="4 shard leaders")

@@ -100,7 +100,8 @@ def test_kill_9_mid_job_requeues_at_once(master: MasterProcess, kit: Container,
     killed = time.monotonic()
     os.kill(victim, signal.SIGKILL)
     requeued = wait_for(
-        lambda: (job.refresh().attempts_made == 2 or job.status in ("waiting", "delayed")) and time.monotonic(),
+        lambda: (job.refresh().attempts_made == 2 or job.status in ("waiting", "delayed"))
+        and time.monotonic(),
         5, interval=0.001, message="job back in its queue",
     )
     assert requeued - killed < 0.2, f"requeued after {requeued - killed:.3f} s"

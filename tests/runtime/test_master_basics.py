@@ -30,7 +30,8 @@ def test_four_workers_run_two_thousand_jobs_exactly_once(
     master.wait_workers(4)
     jobs = []
     for index, name in enumerate(("alpha", "beta", "gamma")):
-        jobs += queue(name).add_bulk([{"n": i} for i in range(index * 700, index * 700 + 700)][:667 if index else 666])
+        numbers = range(index * 700, index * 700 + (667 if index else 666))
+        jobs += queue(name).add_bulk([{"n": i} for i in numbers])
     assert len(jobs) == 2000
     wait_for(lambda: sum(queue(n).count("completed") for n in ("alpha", "beta", "gamma")) == 2000,
              90, interval=0.2, message="2000 completions")
@@ -54,7 +55,7 @@ def run(ctx):
     assert idle == [f"oqron-worker 1 {label} idle", f"oqron-worker 2 {label} idle"]
     job = queue("slow").add({})
     pid = master.busy_worker(job.id)
-    assert title(pid).startswith(f"oqron-worker") and f"{label} busy slow:{job.id} " in title(pid)
+    assert title(pid).startswith("oqron-worker") and f"{label} busy slow:{job.id} " in title(pid)
     def elapsed() -> float:
         found = re.search(rf"busy slow:{job.id} (\d+\.\d)s$", title(pid))
         return float(found.group(1)) if found else 0.0
@@ -76,7 +77,9 @@ def test_idle_master_with_eight_children_uses_under_one_percent_cpu(
     assert used < 0.1, f"{used:.3f} s of CPU in 10 s across master and 8 children"
 
 
-def run_master(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_master(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(MASTER), *args], cwd=tmp_path, capture_output=True, text=True, timeout=30,
         env={**os.environ, "PYTHONPATH": str(tmp_path), **(env or {})},
@@ -95,7 +98,9 @@ def run_master(tmp_path: Path, *args: str, env: dict[str, str] | None = None) ->
         (["--app", "broken"], "app module 'broken' failed to import: ZeroDivisionError"),
     ],
 )
-def test_start_up_errors_are_one_clear_line(tmp_path: Path, redis_url: str, args: list[str], message: str) -> None:
+def test_start_up_errors_are_one_clear_line(
+    tmp_path: Path, redis_url: str, args: list[str], message: str
+) -> None:
     (tmp_path / "app.py").write_text("from oqron import queue\nqueue('q').handler(lambda ctx: 1)\n")
     (tmp_path / "broken.py").write_text("x = 1 / 0\n")
     env = {"OQRON_STORAGE": redis_url, "OQRON_BROKER": redis_url, "OQRON_LOCK": redis_url}

@@ -61,7 +61,9 @@ def test_term_past_graceful_timeout_kills_and_requeues(
 
 
 @pytest.mark.timeout(60)
-def test_quit_requeues_running_jobs_at_once(kit: Container, spawn_master: Callable[..., MasterProcess]) -> None:
+def test_quit_requeues_running_jobs_at_once(
+    kit: Container, spawn_master: Callable[..., MasterProcess]
+) -> None:
     master = spawn_master(TWO_SECONDS, "--workers", "4")
     master.wait_workers(4)
     jobs = queue("work").add_bulk([{"seconds": 60, "n": i} for i in range(4)])
@@ -150,7 +152,9 @@ def test_children_die_with_the_master_and_their_jobs_are_recoverable(
     wait_for(lambda: not any(alive(pid) for pid in children), 2, interval=0.01,
              message="children gone after the master died")
     assert time.monotonic() - killed < 2
-    expired = wait_for(lambda: len(kit.broker.expired_leases("work")) == 2 and kit.broker.expired_leases("work"),
-                       10, message="both leases expire")
+    expired = wait_for(
+        lambda: len(kit.broker.expired_leases("work")) == 2 and kit.broker.expired_leases("work"),
+        10, message="both leases expire",
+    )
     assert {lease.job_id for lease in expired} == {j.id for j in jobs}
     assert all(j.refresh().status in ("waiting", "active") for j in jobs)  # stall recovery's turn

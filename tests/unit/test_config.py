@@ -36,7 +36,8 @@ def test_layering_file_env_arguments(tmp_path: Path) -> None:
 
 
 def test_clustering() -> None:
-    config = define_config(scheduler={"clustering": {"total_shards": 4, "owned_shards": [3, 0], "region": "eu"}})
+    clustering = {"total_shards": 4, "owned_shards": [3, 0], "region": "eu"}
+    config = define_config(scheduler={"clustering": clustering})
     assert config.clustering == Clustering(4, (0, 3), "eu")
     assert define_config(clustering='{"total_shards": 2}').clustering.owned_shards == (0, 1)
 
@@ -54,7 +55,8 @@ def test_clustering() -> None:
         ({"project": "a:b"}, "project: expected 1-64 characters"),
         ({"log_level": "loud"}, "log_level: expected one of DEBUG"),
         ({"colour": "blue"}, "colour: unknown setting; allowed: project"),
-        ({"clustering": {"total_shards": 2, "owned_shards": [2]}}, "clustering.owned_shards: shard 2 is outside 0..1"),
+        ({"clustering": {"total_shards": 2, "owned_shards": [2]}},
+         "clustering.owned_shards: shard 2 is outside 0..1"),
         ({"queues": "a:zero"}, r"queues\[a\] weight: expected an integer >= 1"),
     ],
 )

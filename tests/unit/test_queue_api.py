@@ -42,7 +42,8 @@ def test_add_bulk(kit: Container) -> None:
 @pytest.mark.parametrize(
     ("data", "path"),
     [
-        ({"user": {"created": datetime.datetime(2026, 1, 1)}}, 'data["user"]["created"]: datetime is not JSON'),
+        ({"user": {"created": datetime.datetime(2026, 1, 1)}},
+         'data["user"]["created"]: datetime is not JSON'),
         ({"tags": {"a", "b"}}, 'data["tags"]: set is not JSON'),
         ({"obj": object()}, 'data["obj"]: object is not JSON'),
         ([1, (2, 3)], "data[1]: tuple is not JSON"),
