@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -27,6 +28,9 @@ def main() -> None:
     parser.add_argument("--params", default="{}")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    # TERM unwinds the step like an error, so that what it started (private Redis servers of
+    # the depth step, workers) is stopped by its own cleanup.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     params = json.loads(args.params)
     os.environ["BENCH_REDIS"] = args.redis  # the task modules read it, here and in the workers
     result: dict = {"framework": args.framework, "workload": args.workload}
