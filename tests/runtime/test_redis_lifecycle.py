@@ -10,8 +10,9 @@ from collections import Counter
 import pytest
 import redis
 
-from oqron import Container, LeaseLost, OqronKit, define_config, queue
+from oqron import Container, Job, LeaseLost, OqronKit, define_config, queue
 from oqron.errors import AdapterUnavailable
+from oqron.lifecycle import Claimed
 from oqron.registry import registry
 from oqron.runtime.executor import Attempt, Executor
 from tests.support.wait import wait_for
@@ -167,14 +168,22 @@ def test_a_finish_sent_ahead_takes_the_next_jobs(kit: Container, redis_url: str)
     assert [j.wait(timeout=5) for j in jobs[:5]] == [0, 1, 2, 3, 4]
 
 
+def _taken_before_the_library_is_lost(
+    kit: Container, redis_url: str, jobs: int, taken: int
+) -> tuple[list[Job], list[Claimed]]:
+    """Jobs added to queue q, some of them taken by consumer-a, then the server forgets oqron's
+    function library (FUNCTION FLUSH, as a restart without persistence would)."""
+    added = queue("q").add_bulk([{"n": n} for n in range(jobs)])
+    claimed = kit.lifecycle.claim_many(["q"], "consumer-a", 30.0, taken)
+    redis.Redis.from_url(redis_url).function_flush()
+    return added, claimed
+
+
 def test_a_batch_taken_ahead_survives_a_lost_function_library(kit: Container, redis_url: str) -> None:
     """The server forgets the library just before a finish that takes ahead arrives: the
     finish is resent once the library is back, and its jobs are handed over when asked."""
-    q = queue("q")
-    jobs = q.add_bulk([{"n": n} for n in range(4)])
+    jobs, first = _taken_before_the_library_is_lost(kit, redis_url, jobs=4, taken=1)
     life = kit.lifecycle
-    first = life.claim_many(["q"], "consumer-a", 30.0, 1)
-    redis.Redis.from_url(redis_url).function_flush()
     refused: list[str] = []
     request = life.take_request(["q"], "consumer-a", 30.0)
     life.record_later(life.completion(first[0], 0), refused.append, request, 3)
@@ -188,11 +197,8 @@ def test_hot_path_functions_lost_by_the_server_are_loaded_again(kit: Container, 
     """The server forgets oqron's function library (FUNCTION FLUSH, or a restart without
     persistence) while finishes are in flight: the library is loaded again, the finishes that
     hit the gap are resent, each job is completed once, and taking goes on."""
-    q = queue("q")
-    jobs = q.add_bulk([{"n": n} for n in range(5)])
+    jobs, taken = _taken_before_the_library_is_lost(kit, redis_url, jobs=5, taken=4)
     life = kit.lifecycle
-    taken = life.claim_many(["q"], "consumer-a", 30.0, 4)
-    redis.Redis.from_url(redis_url).function_flush()
     refused: list[str] = []
     for claimed in taken[:3]:
         life.record_later(life.completion(claimed, claimed.record["data"]["n"]), refused.append)
