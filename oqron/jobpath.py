@@ -48,6 +48,9 @@ class Claimed:
     record: dict[str, Any]
     #: Taken in a batch behind another job: its handler starts later than its attempt did.
     prefetched: bool = False
+    #: Jobs still ready in its queue right after it was taken (None where the path does not
+    #: say): a child takes the next job early only while every child has one to take.
+    ready_behind: int | None = None
 
     @property
     def job_id(self) -> str:

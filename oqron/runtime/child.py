@@ -45,6 +45,12 @@ RECORD_RETRY_WINDOW = 60.0
 #: A job shorter than this lets the child take more per round trip (up to ``prefetch``); one
 #: longer resets it to one at a time and hands back the jobs taken behind it.
 SHORT_JOB = 0.005
+#: A job shorter than this (and not short) lets the child take its next job while it runs the
+#: one after, as long as the queue has a job for every child: the round trip between two jobs
+#: is then hidden (it is 3 % of a 20 ms job). Longer jobs are recorded and followed by a fresh
+#: take: a job taken behind them would wait, and would be handed back after
+#: master.HELD_RELEASE_AFTER.
+MEDIUM_JOB = 0.05
 IGNORED_SIGNALS = ("SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU")
 
 
@@ -81,6 +87,7 @@ class Child:
         self.batch = 1  # jobs to take per round trip; grows while jobs run short
         self.batches = False
         self.ahead = False  # the next batch was asked for with a finish, its reply not read yet
+        self.ready_behind: int | None = None  # jobs left ready in the queue of the last take
 
     # --- boot --------------------------------------------------------------------------------
 
@@ -197,17 +204,24 @@ class Child:
         try:
             started = time.monotonic()
             attempt = executor.run(claimed)
-            short = time.monotonic() - started < SHORT_JOB
+            ran = time.monotonic() - started
+            short = ran < SHORT_JOB
             self.batch = min(self.batch * 2, self.config.prefetch) if short else 1
             if attempt.control is not None:
                 executor.record(attempt)
                 raise attempt.control
             if short and not self.stopping and (held or self.ahead):
                 return self._record_ahead(executor, lifecycle, attempt, held)
+            medium = ran < MEDIUM_JOB and self.batches and not self.stopping
+            if medium and (len(held) == 1 or (not held and self.ahead)):
+                outcome = self._record_medium(executor, lifecycle, attempt, held)
+                if outcome is not None:
+                    return outcome
             self._gather_ahead(executor, held)
             if held:  # a long job: the others go back to whoever is free
                 self._release(lifecycle, held, "requeued: taken behind a long job")
-            count = self._take_count(running=1)
+            # After a medium job, while the queue has a backlog: one to run next, one behind it.
+            count = self._take_count(running=1, wanted=2 if medium and self._backlog() else None)
             then = None if self.stopping or not count else lifecycle.take_request(
                 self.order.next(), self.consumer, self.config.lease_ttl, self.registry.queues
             )
@@ -239,6 +253,31 @@ class Child:
         self.ahead, self.ahead_fence = True, self.fence.read()
         return executor.record_later(attempt, then, count)
 
+    def _record_medium(
+        self, executor: Executor, lifecycle: Lifecycle, attempt: Attempt, held: deque[Claimed]
+    ) -> Outcome | None:
+        """A medium job's end is sent without waiting for the reply, with a take of the job
+        after next while the queue has a backlog; the next job is the one in hand, or the one
+        taken with the last end (its reply came in while this job ran). None when the take
+        sent ahead found no job: the end is recorded with a fresh take, as after a long job."""
+        following = [] if held else self._collect_ahead(executor)
+        if not held and not following:
+            return None
+        then = None
+        count = self._take_count(running=1 + len(held) + len(following), wanted=1)
+        if count and not self.ahead and self._backlog():
+            then = lifecycle.take_request(self.order.next(), self.consumer, self.config.lease_ttl,
+                                          self.registry.queues)
+            self.ahead, self.ahead_fence = True, self.fence.read()
+        outcome = executor.record_later(attempt, then, count)
+        outcome.next = following
+        return outcome
+
+    def _backlog(self) -> bool:
+        """Whether the last take left a job ready for every child: taking one early then keeps
+        no sibling waiting."""
+        return self.ready_behind is not None and self.ready_behind >= self.config.workers
+
     def _collect_ahead(self, executor: Executor) -> list[Claimed]:
         """The batch taken ahead, if one was asked for; all its jobs started their attempt
         before their turn."""
@@ -248,6 +287,8 @@ class Child:
         taken = executor.taken_ahead()
         for claimed in taken:
             claimed.prefetched = True
+        if taken:
+            self.ready_behind = taken[-1].ready_behind
         return taken
 
     def _took(self, taken: list[Claimed]) -> list[Claimed]:
@@ -256,6 +297,8 @@ class Child:
         self.fence_seen = self.take_fence
         for claimed in taken[1:]:
             claimed.prefetched = True
+        if taken:
+            self.ready_behind = taken[-1].ready_behind
         return taken
 
     def _give_up(
@@ -275,10 +318,10 @@ class Child:
         except AdapterError as exc:  # the job in hand is still recorded, with its own retries
             log.warning("the jobs taken ahead could not be read (%s); their leases will expire", exc)
 
-    def _take_count(self, running: int) -> int:
-        """Jobs to take at once: the batch grown by short jobs, within the recycling limit
-        (``running``: the job in hand counts towards it)."""
-        count = self.batch if self.batches else 1
+    def _take_count(self, running: int, wanted: int | None = None) -> int:
+        """Jobs to take at once: ``wanted``, or the batch grown by short jobs, within the
+        recycling limit (``running``: the jobs in hand count towards it)."""
+        count = wanted or (self.batch if self.batches else 1)
         limit = self.config.max_jobs_per_child
         if limit is not None:
             count = min(count, limit - self.jobs_done - running)

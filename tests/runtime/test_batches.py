@@ -111,16 +111,47 @@ _executor.Executor.taken_ahead = _stalling_taken_ahead
 """
 
 
+@pytest.mark.timeout(60)
+def test_medium_jobs_are_taken_one_ahead_while_the_queue_has_a_backlog(
+    kit: Container, spawn_master: Callable[..., MasterProcess], counter: Callable[[], dict[str, int]]
+) -> None:
+    spawn_master(APP, "--workers", "1").wait_workers(1)
+    jobs = queue("mixed").add_bulk([{"n": n, "sleep": 0.02} for n in range(12)])
+    assert [job.wait(timeout=30) for job in jobs] == list(range(12))
+    runs = counter()
+    assert [runs[job.id] for job in jobs] == [1] * 12
+    assert all(job.refresh().attempts_made == 1 for job in jobs)
+    ahead = [job.data["n"] for job in jobs if prefetched(job)]
+    if kit.lifecycle.path.batches:  # from the second on, each is taken while the one before runs
+        assert len(ahead) >= 9, f"jobs taken ahead: {ahead}"
+        assert ahead[-1] == 11
+    else:
+        assert ahead == []
+
+
+@pytest.mark.timeout(60)
+def test_medium_jobs_are_not_taken_ahead_when_the_queue_runs_short(
+    kit: Container, spawn_master: Callable[..., MasterProcess]
+) -> None:
+    # Two children and two jobs at a time: a job taken ahead would keep the other child idle.
+    spawn_master(APP, "--workers", "2").wait_workers(2)
+    for _ in range(5):
+        pair = queue("mixed").add_bulk([{"n": n, "sleep": 0.02} for n in range(2)])
+        assert [job.wait(timeout=10) for job in pair] == [0, 1]
+        assert not any(prefetched(job) for job in pair)
+        assert len({job.worker_id for job in pair}) == 2 or not kit.lifecycle.path.batches
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
-    ("point", "stall_at", "jobs"),
-    [("start", 2, 8), ("start", 9, 16), ("collect", 1, 16)],
+    ("point", "stall_at", "jobs", "sleep"),
+    [("start", 2, 8, 0), ("start", 9, 16, 0), ("collect", 1, 16, 0), ("collect", 2, 12, 0.02)],
     ids=["before-the-second-of-a-batch", "before-the-first-taken-ahead",
-         "before-reading-the-batch-taken-ahead"],
+         "before-reading-the-batch-taken-ahead", "before-reading-a-medium-job-taken-ahead"],
 )
 def test_a_child_stalled_between_two_jobs_runs_none_twice(
     kit: Container, spawn_master: Callable[..., MasterProcess], counter: Callable[[], dict[str, int]],
-    tmp_path: Path, point: str, stall_at: int, jobs: int,
+    tmp_path: Path, point: str, stall_at: int, jobs: int, sleep: float,
 ) -> None:
     if point == "collect" and not kit.lifecycle.path.batches:
         pytest.skip("batches are taken ahead on the Redis path only")
@@ -132,7 +163,7 @@ def test_a_child_stalled_between_two_jobs_runs_none_twice(
     run_short_jobs(30)  # the batch grows to eight
     master.wait_workers(1)
     flag.touch()
-    added = queue("mixed").add_bulk([{"n": n} for n in range(jobs)])
+    added = queue("mixed").add_bulk([{"n": n, "sleep": sleep} for n in range(jobs)])
     assert [job.wait(timeout=30) for job in added] == list(range(jobs))
     assert not flag.exists(), "the child never stalled"
     runs = counter()

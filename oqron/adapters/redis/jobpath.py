@@ -199,7 +199,7 @@ class RedisJobPath(JobPath):
             if record.get("corrupt"):
                 self.fail_corrupt(lease, record)
             else:
-                claimed.append(Claimed(lease, record))
+                claimed.append(Claimed(lease, record, ready_behind=int(reply[4])))
         return claimed if claimed else 0
 
     def take(self, request: TakeRequest, timeout: float = 0.0) -> Claimed | None:

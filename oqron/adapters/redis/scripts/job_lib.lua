@@ -68,7 +68,7 @@ local function take_from(K, A, q, queue, default_max, count, now, taken)
   local ids = {}
   for j = 1, #popped, 2 do ids[#ids + 1] = popped[j] end
   local tokens = take_leases(q, queue, ids, A[1], K[1], K[2], now + tonumber(A[2]))
-  local moved = {}
+  local moved, first = {}, #taken + 1
   for j, id in ipairs(ids) do
     local record, status = start_attempt(K, A, q, queue, id, tokens[j], default_max, now)
     if record then
@@ -78,7 +78,9 @@ local function take_from(K, A, q, queue, default_max, count, now, taken)
     end
   end
   index_started(A[5], queue, moved, now)
-  if redis.call('ZCARD', q.ready) > 0 then redis.call('ZADD', q.marker, 0, 'm') end
+  local left = redis.call('ZCARD', q.ready)
+  if left > 0 then redis.call('ZADD', q.marker, 0, 'm') end
+  for j = first, #taken do taken[j][5] = left end
   return #ids
 end
 
@@ -91,7 +93,8 @@ end
 -- A[7] start time in seconds, JSON-encoded ("" = now)   A[8] project, JSON-encoded
 -- A[9] environment, JSON-encoded             A[10] ms to set a foreign job aside
 -- then per queue: name, default max attempts (same order as the key groups)
--- Returns a list of {queue, id, token, started record (flat)}, or the single reply
+-- Returns a list of {queue, id, token, started record (flat), jobs still ready in that queue
+-- after the take}, or the single reply
 -- {{"", ms until the next delayed job (-1)}} when none could be taken.
 local function take_jobs(K, A, count)
   local limit, now = tonumber(A[3]), clock(A[4])
