@@ -55,7 +55,7 @@ class Config:
     lease_ttl: float = 10.0
     max_stalled_count: int = 2
     max_jobs_per_child: int | None = None
-    prefetch: int = 8
+    prefetch: int = 16
     max_memory_per_child: int | None = None
     graceful_timeout: float = 25.0
     kill_grace: float = 2.0

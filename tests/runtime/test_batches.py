@@ -57,7 +57,7 @@ def test_prefetch_1_takes_jobs_one_by_one(kit: Container, spawn_master: Callable
 def test_jobs_held_behind_a_long_job_run_in_another_child(
     kit: Container, spawn_master: Callable[..., MasterProcess]
 ) -> None:
-    spawn_master(APP, "--workers", "2").wait_workers(2)
+    spawn_master(APP, "--workers", "2", "--prefetch", "8").wait_workers(2)
     batches = kit.lifecycle.path.batches
     if batches:  # short jobs grow both children's batches: the next wake-up takes 8 at once
 
@@ -158,7 +158,7 @@ def test_a_child_stalled_between_two_jobs_runs_none_twice(
     flag = tmp_path / "stall-once"
     env = {"TEST_STALL": str(flag), "TEST_STALL_IN": point, "TEST_STALL_AT": str(stall_at),
            "TEST_STALL_SECONDS": str(HELD_RELEASE_AFTER * 3)}
-    master = spawn_master(STALLING_APP, "--workers", "1", env=env)
+    master = spawn_master(STALLING_APP, "--workers", "1", "--prefetch", "8", env=env)
     master.wait_workers(1)
     run_short_jobs(30)  # the batch grows to eight
     master.wait_workers(1)
@@ -181,7 +181,7 @@ def test_a_batch_taken_ahead_behind_a_long_job_runs_in_another_child(
 ) -> None:
     if not kit.lifecycle.path.batches:
         pytest.skip("batches are taken on the Redis path only")
-    spawn_master(APP, "--workers", "2").wait_workers(2)
+    spawn_master(APP, "--workers", "2", "--prefetch", "8").wait_workers(2)
 
     def both_batching() -> bool:
         return len({job.worker_id for job in run_short_jobs(100) if prefetched(job)}) == 2
