@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .adapters.base import Broker, Lease, Storage
 from .config import Config
 from .errors import AdapterError, CorruptJob, LeaseLost
-from .job import ACTIVE, FINAL, STARTABLE, WAITING_CHILDREN, transition
+from .job import ACTIVE, FINAL, STARTABLE, WAITING, WAITING_CHILDREN, transition
 
 if TYPE_CHECKING:
     from .modules.queue import Queue
@@ -198,6 +198,39 @@ class JobPath:
                 self.broker.nack(lease, FOREIGN_RETRY)
             except LeaseLost:
                 pass
+            return False
+        return True
+
+    def release(self, lease: Lease, reason: str) -> bool:
+        """Put a job that did not run back to waiting, at the head of its queue, without
+        charging its attempt (the record's lease must still be this one). Returns whether the
+        job was requeued."""
+        record = self.storage.get_job(lease.job_id)
+        if record is not None and record.get("corrupt"):
+            self.fail_corrupt(lease, record)
+            return False
+        if record is None or record["status"] in FINAL:
+            self.drop(lease)
+            return False
+        if record.get("lease_token") == lease.token:
+            now = time.time()
+            changes = {
+                "status": WAITING,
+                "attempts_made": max(0, int(record.get("attempts_made") or 1) - 1),
+                "lease_token": None,
+                "worker_id": None,
+                "queued_at": now,
+            }
+            if not self.storage.update_job(
+                lease.job_id,
+                changes,
+                expect={"lease_token": lease.token},
+                append={"timeline": [transition(record["status"], WAITING, reason, now)]},
+            ):
+                return False
+        try:
+            self.broker.release(lease)
+        except LeaseLost:
             return False
         return True
 

@@ -337,34 +337,7 @@ class Lifecycle:
     def release_lease(self, lease: Lease, reason: str) -> bool:
         """Put a job back to waiting without charging an attempt: its worker was stopped by an
         operator (shutdown, reload), not by the job. Returns whether the job was requeued."""
-        record = self.storage.get_job(lease.job_id)
-        if record is not None and record.get("corrupt"):
-            self.path.fail_corrupt(lease, record)
-            return False
-        if record is None or record["status"] in FINAL:
-            self.path.drop(lease)
-            return False
-        if record.get("lease_token") == lease.token:
-            now = time.time()
-            changes = {
-                "status": WAITING,
-                "attempts_made": max(0, int(record.get("attempts_made") or 1) - 1),
-                "lease_token": None,
-                "worker_id": None,
-                "queued_at": now,
-            }
-            if not self.storage.update_job(
-                lease.job_id,
-                changes,
-                expect={"lease_token": lease.token},
-                append={"timeline": [transition(record["status"], WAITING, reason, now)]},
-            ):
-                return False
-        try:
-            self.broker.release(lease)
-        except LeaseLost:
-            return False
-        return True
+        return self.path.release(lease, reason)
 
     def recover_expired(self, queue_name: str, queue: Queue | None, max_stalled: int) -> list[str]:
         """Put jobs whose lease deadline passed back to waiting (``stalled_count`` + 1), or fail

@@ -316,7 +316,8 @@ class Child:
         try:
             held.extend(self._collect_ahead(executor))
         except AdapterError as exc:  # the job in hand is still recorded, with its own retries
-            log.warning("the jobs taken ahead could not be read (%s); their leases will expire", exc)
+            log.warning("the jobs taken ahead could not be read (%s); they are handed back at the "
+                        "next step, or their leases expire", exc)
 
     def _take_count(self, running: int, wanted: int | None = None) -> int:
         """Jobs to take at once: ``wanted``, or the batch grown by short jobs, within the

@@ -128,6 +128,11 @@ class RedisJobPath(JobPath):
         # The consumer socket while finishes sent ahead are held corked (see packed.cork): they
         # go out with the next step, in one segment.
         self._corked: Any = None
+        # A step that takes jobs may have run on the server and lost its reply with the
+        # connection: the jobs it leased never reach this process. They are the consumer's
+        # leases newer than any this process saw; _hand_back_unseen puts them back.
+        self._newest_seen = 0  # newest lease token a take's reply brought here
+        self._unseen_of: str | None = None  # the consumer whose take's reply was lost
 
     @property
     def consumer_client(self) -> Any:
@@ -195,6 +200,7 @@ class RedisJobPath(JobPath):
         claimed = []
         for reply in replies:
             lease = Lease(reply[0], reply[1], reply[2], request.consumer)
+            self._newest_seen = max(self._newest_seen, int(lease.token))
             record = decode_record(reply[3])
             if record.get("corrupt"):
                 self.fail_corrupt(lease, record)
@@ -213,7 +219,8 @@ class RedisJobPath(JobPath):
         parts = self._take(request)
         numkeys, items = parts.numkeys, parts.numkeys + parts.numargs + 1
         head = parts.keys + bulk(count)
-        reply = self._call(self._take_script, numkeys, items, head + parts.args(time.time()))
+        reply = self._call(self._take_script, numkeys, items, head + parts.args(time.time()),
+                           taker=request.consumer)
         while True:
             taken = self._taken(request, reply)
             if not isinstance(taken, int):
@@ -225,7 +232,8 @@ class RedisJobPath(JobPath):
             # Wait for a marker and take in one send: the take runs as soon as the wait ends,
             # so a woken consumer gets its job in the wait's own round trip.
             block = command("BZPOPMIN", *markers, f"{max(0.001, min(wait, MAX_BLOCK)):.3f}")
-            reply = self._call(self._take_script, numkeys, items, head + parts.args(None), first=block)
+            reply = self._call(self._take_script, numkeys, items, head + parts.args(None), first=block,
+                               taker=request.consumer)
 
     def _finish_parts(self, ending: Ending) -> tuple[bytes, int, bytes]:
         """Packed keys and arguments (count, bytes) of a finish."""
@@ -261,7 +269,8 @@ class RedisJobPath(JobPath):
         if then is None:
             finished = self._call(self._finish_script, *self._finish(ending))
         else:
-            finished, reply = self._call(self._next_script, *self._finish_and_take(ending, then, count))
+            finished, reply = self._call(self._next_script, *self._finish_and_take(ending, then, count),
+                                         taker=then.consumer)
             taken = self._taken(then, reply)
         claimed = ending.claimed
         children = self._children(claimed, finished)
@@ -294,7 +303,9 @@ class RedisJobPath(JobPath):
         pending = PendingFinish(claimed, command, finished, then)
         client = self.consumer_client
         with client.single_connection_lock:
-            if self._unsent:  # an earlier send failed: keep the order, resend with the next step
+            # An earlier send failed: keep the order, resend with the next step (a take, only
+            # once the jobs taken by a step whose reply was lost are handed back).
+            if self._unsent or (then is not None and self._unseen_of is not None):
                 self._unsent.append(pending)
                 return
             try:
@@ -313,6 +324,7 @@ class RedisJobPath(JobPath):
         with client.single_connection_lock:
             while True:  # a reply may send the finish back to the unsent (the library was lost)
                 if any(pending.then is not None for pending in self._unsent):
+                    self._hand_back_unseen()
                     self._resend_unsent(client)
                 ahead = [pending for pending in self._inflight if pending.then is not None]
                 if not ahead:
@@ -326,34 +338,47 @@ class RedisJobPath(JobPath):
         client = self.consumer_client
         with client.single_connection_lock:
             self._uncork()
+            self._hand_back_unseen()
             self._resend_unsent(client)
             self._settle_pending(client)
 
     def _call(
-        self, script: PackedScript, numkeys: int, items: int, body: bytes, first: bytes | None = None
+        self, script: PackedScript, numkeys: int, items: int, body: bytes, first: bytes | None = None,
+        taker: str | None = None,
     ) -> Any:
         """One step on the consumer connection: finishes still unsent go first, the replies of
-        finishes in flight are read before this step's own."""
+        finishes in flight are read before this step's own. ``taker``: the consumer, when the
+        step takes jobs."""
         client = self.consumer_client
         command = script.command(numkeys, items, body)
         with client.single_connection_lock:
+            self._hand_back_unseen()
             self._resend_unsent(client)
-            connection = client.connection
-            data = command if first is None else first + command
             try:
-                self._send(connection, data)
-            except redis.ConnectionError:  # found dead (the server restarted): once more, anew
-                self._resend_unsent(client)
-                self._send(connection, data)
-            self._uncork()  # this step goes out with the finishes held before it
-            self._settle_pending(client)
-            try:
-                if first is not None:
-                    connection.read_response()
-                return read_reply(connection)
-            except redis.exceptions.NoScriptError:  # a restarted or flushed server
-                self._load(script)
-                return roundtrip(connection, command)
+                return self._step(client, script, command, first)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if taker is not None:  # it may have run: what it took is handed back first
+                    self._unseen_of = taker
+                raise
+
+    def _step(self, client: Any, script: PackedScript, command: bytes, first: bytes | None) -> Any:
+        connection = client.connection
+        data = command if first is None else first + command
+        try:
+            self._send(connection, data)
+        except redis.ConnectionError:  # found dead (the server restarted): once more, anew
+            self._hand_back_unseen()
+            self._resend_unsent(client)
+            self._send(connection, data)
+        self._uncork()  # this step goes out with the finishes held before it
+        self._settle_pending(client)
+        try:
+            if first is not None:
+                connection.read_response()
+            return read_reply(connection)
+        except redis.exceptions.NoScriptError:  # a restarted or flushed server
+            self._load(script)
+            return roundtrip(connection, command)
 
     def _send_corked(self, connection: Any, data: bytes) -> None:
         """Send a finish ahead, held in the kernel until the next step (or 200 ms): a child
@@ -372,9 +397,32 @@ class RedisJobPath(JobPath):
         try:
             connection.send_packed_command([data])
         except (redis.ConnectionError, redis.TimeoutError):
-            self._unsent[:0] = self._inflight  # their replies went with the connection
-            self._inflight.clear()
+            self._lose_inflight()  # their replies went with the connection
             raise
+
+    def _lose_inflight(self) -> None:
+        """The connection broke: the steps in flight go back to the unsent, to be resent (a
+        finish recorded already is refused by its token, harmlessly, and takes nothing). One
+        that took jobs may have run: those jobs are handed back before anything is resent."""
+        for pending in self._inflight:
+            if pending.then is not None:
+                self._unseen_of = pending.then.consumer
+        self._unsent[:0] = self._inflight
+        self._inflight.clear()
+
+    def _hand_back_unseen(self) -> None:
+        """After a lost reply of a step that took jobs, and before any step is resent or sent:
+        the consumer's leases newer than any this process saw were taken by that step and
+        would otherwise wait for their lease to expire and be charged a stall. They go back to
+        the head of their queue without charging an attempt."""
+        consumer = self._unseen_of
+        if consumer is None:
+            return
+        for lease in self.broker.leases_of(consumer):
+            if int(lease.token) > self._newest_seen:
+                log.warning("job %s: taken by a step whose reply was lost; handed back", lease.job_id)
+                self.release(lease, "requeued: taken by a step whose reply was lost")
+        self._unseen_of = None
 
     @translate_errors
     def last_token(self) -> int | None:
@@ -393,10 +441,7 @@ class RedisJobPath(JobPath):
                 self._unsent.append(pending)
                 continue
             except (redis.ConnectionError, redis.TimeoutError):
-                # The connection broke: whether these were recorded is unknown. Resent, a
-                # recorded one is refused by its token, harmlessly.
-                self._unsent[:0] = self._inflight
-                self._inflight.clear()
+                self._lose_inflight()  # whether these ran is unknown
                 raise
             self._inflight.pop(0)
             self._settled(pending, reply, resent=False)
@@ -409,7 +454,12 @@ class RedisJobPath(JobPath):
         while self._unsent:
             pending = self._unsent[0]
             script = self._finish_script if pending.then is None else self._next_script
-            reply = script.call(self.broker.client, client.connection, pending.command)
+            try:
+                reply = script.call(self.broker.client, client.connection, pending.command)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if pending.then is not None:  # it may have run (its finish accepted, this time)
+                    self._unseen_of = pending.then.consumer
+                raise
             self._unsent.pop(0)
             self._settled(pending, reply, resent=True)
 
