@@ -1,0 +1,61 @@
+"""A benchmark step stopped from outside (TERM, as the orchestrator or a user at the terminal
+does) must take down what it started: its private Redis servers and its worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.procs import ancestors, parent_map
+from tests.support.master import ROOT
+from tests.support.wait import wait_for
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Live descendants of ``pid`` and their command names."""
+    parents = parent_map()
+    found = {}
+    for child in parents:
+        if pid in ancestors(child, parents):
+            try:
+                found[child] = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0].decode()
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.timeout(90)
+def test_a_depth_step_stopped_with_term_stops_its_servers_and_worker(redis_url: str, tmp_path: Path) -> None:
+    params = {"depths": [300, 600], "n": 200, "repeats": 1000, "log_dir": str(tmp_path)}
+    out = tmp_path / "step.json"
+    step = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.run_one", "--framework", "oqron", "--workload", "depths",
+         "--redis", redis_url, "--params", json.dumps(params), "--out", str(out)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+    )
+    started: dict[int, str] = {}
+    try:
+        def running() -> bool:
+            names = list(descendants(step.pid).values())
+            servers = [name for name in names if "redis-server" in name]
+            return len(servers) == 2 and len(names) > 2  # and a worker (drains come one by one)
+
+        wait_for(running, 60, message="the step's two Redis servers and its worker running")
+        started = descendants(step.pid)
+        step.send_signal(signal.SIGTERM)
+        assert step.wait(timeout=30) == 1
+        wait_for(lambda: not (set(started) & set(parent_map())), 15,
+                 message=f"processes the step started still running: {started}")
+    finally:
+        if step.poll() is None:
+            os.killpg(step.pid, signal.SIGKILL)
+        for pid in set(started) & set(parent_map()):  # what a failing step left behind
+            os.kill(pid, signal.SIGKILL)
+    result = json.loads(out.read_text())
+    assert result["ok"] is False and "SystemExit" in result["error"]
