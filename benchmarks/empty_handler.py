@@ -1,7 +1,7 @@
 """oqron alone, without the benchmark's per-job counting: a handler that returns at once, 2 children,
-with batches (``--prefetch 8``, the default) and without (``--prefetch 1``).
+with batches (``--prefetch 16``, the default) and without (``--prefetch 1``).
 
-    .venv/bin/python -m benchmarks.empty_handler [--jobs 40000] [--rounds 2] [--prefetch 8,1]
+    .venv/bin/python -m benchmarks.empty_handler [--jobs 40000] [--rounds 2] [--prefetch 16,1]
 
 Completions are counted by polling oqron's own count of completed jobs every 5 ms; the rate is
 taken between the first poll that sees a completion and the last job. Prints one line per run,
@@ -101,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.empty_handler")
     parser.add_argument("--jobs", type=int, default=40_000)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--prefetch", default="8,1", help="prefetch values to compare, e.g. 8,16,1")
+    parser.add_argument("--prefetch", default="16,1", help="prefetch values to compare, e.g. 8,16,1")
     args = parser.parse_args()
     server = PrivateRedis().start()
     log_dir = tempfile.mkdtemp(prefix="oqron-empty-")

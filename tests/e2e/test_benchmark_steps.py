@@ -39,23 +39,29 @@ def test_a_depth_step_stopped_with_term_stops_its_servers_and_worker(redis_url: 
          "--redis", redis_url, "--params", json.dumps(params), "--out", str(out)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
     )
-    started: dict[int, str] = {}
-    try:
-        def running() -> bool:
-            names = list(descendants(step.pid).values())
-            servers = [name for name in names if "redis-server" in name]
-            return len(servers) == 2 and len(names) > 2  # and a worker (drains come one by one)
+    seen: dict[int, str] = {}  # every process the step started, caught while it was a descendant
 
+    def running() -> bool:
+        current = descendants(step.pid)
+        seen.update(current)
+        servers = [name for name in current.values() if "redis-server" in name]
+        return len(servers) == 2 and len(current) > 2  # and a worker (drains come one by one)
+
+    def exited() -> bool:
+        seen.update(descendants(step.pid))  # watched until the end: it may start more meanwhile
+        return step.poll() is not None
+
+    try:
         wait_for(running, 60, message="the step's two Redis servers and its worker running")
-        started = descendants(step.pid)
         step.send_signal(signal.SIGTERM)
-        assert step.wait(timeout=30) == 1
-        wait_for(lambda: not (set(started) & set(parent_map())), 15,
-                 message=f"processes the step started still running: {started}")
+        wait_for(exited, 30, message="the step to exit")
+        assert step.returncode == 1
+        wait_for(lambda: not (set(seen) & set(parent_map())), 15,
+                 message=f"processes the step started still running: {seen}")
     finally:
         if step.poll() is None:
             os.killpg(step.pid, signal.SIGKILL)
-        for pid in set(started) & set(parent_map()):  # what a failing step left behind
+        for pid in set(seen) & set(parent_map()):  # what a failing step left behind
             os.kill(pid, signal.SIGKILL)
     result = json.loads(out.read_text())
     assert result["ok"] is False and "SystemExit" in result["error"]
