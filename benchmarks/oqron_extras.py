@@ -31,7 +31,7 @@ def depths(driver: Driver, r: redis.Redis, p: dict[str, Any]) -> dict[str, Any]:
     per depth is its median drain."""
     from .services import PrivateRedis
 
-    repeats, chunk = p.get("repeats", 3), p.get("chunk", 20_000)
+    repeats, chunk = p.get("repeats", 5), p.get("chunk", 20_000)
     servers: dict[int, PrivateRedis] = {}
     figures: dict[int, dict[str, Any]] = {}
     try:
