@@ -43,7 +43,8 @@ EXIT_HARD_TIMEOUT = 71  # a job was aborted; the process state is not trusted an
 CLAIM_WAIT = 5.0
 RECORD_RETRY_WINDOW = 60.0
 #: A job shorter than this lets the child take more per round trip (up to ``prefetch``); one
-#: longer resets it to one at a time and hands back the jobs taken behind it.
+#: longer resets it to one at a time and hands back the jobs taken behind it (but one, after a
+#: medium job).
 SHORT_JOB = 0.005
 #: A job shorter than this (and not short) lets the child take its next job while it runs the
 #: one after, as long as the queue has a job for every child: the round trip between two jobs
@@ -197,8 +198,9 @@ class Child:
     def _execute(
         self, executor: Executor, lifecycle: Lifecycle, claimed: Claimed, held: deque[Claimed]
     ) -> Outcome:
-        """Run the handler and record the end: sent ahead (no wait) while short jobs are in
-        hand; otherwise recorded with the next jobs taken in the same step."""
+        """Run the handler and record the end: sent ahead (no wait) while short jobs, or a
+        medium one, are in hand or taken ahead; otherwise recorded with the next jobs taken in
+        the same step."""
         self._busy_title = (f"{claimed.lease.queue}:{claimed.job_id}", time.monotonic())
         self._show_title()
         try:

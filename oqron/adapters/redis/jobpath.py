@@ -362,6 +362,7 @@ class RedisJobPath(JobPath):
                 raise
 
     def _step(self, client: Any, script: PackedScript, command: bytes, first: bytes | None) -> Any:
+        """Send the step (with the finishes held before it) and read its reply."""
         connection = client.connection
         data = command if first is None else first + command
         try:
