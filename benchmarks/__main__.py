@@ -22,7 +22,7 @@ from typing import Any
 
 from . import report, services
 from .frameworks import NAMES, ROOT
-from .procs import TAG_VAR, kill_tagged
+from .procs import kill_tagged, step_env
 from .workloads import calibrate
 
 COMMON = ["enqueue_one", "enqueue_bulk", "e2e", "cpu", "latency"]
@@ -109,7 +109,7 @@ class Run:
         argv = [str(self.python_for(framework)), "-m", "benchmarks.run_one", "--framework", framework,
                 "--workload", runner or workload, "--redis", self.redis.url,
                 "--params", json.dumps(params), "--out", str(out)]
-        env = {**os.environ, TAG_VAR: tag, "PYTHONPATH": ROOT}
+        env = {**os.environ, **step_env(tag), "PYTHONPATH": ROOT}
         exclude = {self.redis.process.pid} if self.redis.process is not None else set()
         foreign = services.ForeignLoad(self.token, exclude).start()
         started = time.monotonic()

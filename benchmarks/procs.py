@@ -17,9 +17,16 @@ from typing import Any
 TAG_VAR = "BENCH_TAG"
 
 
+def step_env(tag: str) -> dict[str, str]:
+    """What a step's environment adds so that every process it starts can be found by ``tag``.
+    setproctitle (oqron's titles) overwrites a process's environ block unless SPT_NOENV is set:
+    without it, a master orphaned by a killed step carried no tag and was left running."""
+    return {TAG_VAR: tag, "SPT_NOENV": "1"}
+
+
 def tagged(tag: str) -> list[int]:
-    """Pids of live processes whose environment holds ``BENCH_TAG=tag``, and their descendants
-    (setproctitle, which oqron uses, overwrites a process's environ block), never this one."""
+    """Pids of live processes whose environment holds ``BENCH_TAG=tag`` (see ``step_env``), and
+    their descendants, never this one."""
     needle = f"{TAG_VAR}={tag}".encode()
     parents = parent_map()
     found = set()
