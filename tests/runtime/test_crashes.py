@@ -183,11 +183,14 @@ def test_unknown_handler_fails_the_job(master: MasterProcess, kit: Container,
     assert queue("quick").add({"n": 2}).wait(timeout=20) == {"n": 2}
 
 
-def test_corrupt_record_fails_the_job(master: MasterProcess, kit: Container) -> None:
+@pytest.mark.parametrize("data", ["{not json", '1,"x":2'], ids=["unparsable", "adds-a-key-when-spliced"])
+def test_corrupt_record_fails_the_job(master: MasterProcess, kit: Container, data: str) -> None:
     if kit.config.storage.startswith("postgres"):
         pytest.skip("PostgreSQL validates JSONB: a record there cannot be undecodable")
+    if data != "{not json" and not kit.config.storage.startswith("redis"):
+        pytest.skip("fields are stored apart on Redis only")
     corrupt = queue("quick").add({"n": 1}, delay=0.5)
-    corrupt_record(kit.storage, corrupt.id)
+    corrupt_record(kit.storage, corrupt.id, data)
     wait_for(lambda: raw_status(kit.storage, corrupt.id) == "failed", 20, message="corrupt job failed")
     assert queue("quick").add({"n": 2}).wait(timeout=20) == {"n": 2}
 

@@ -9,10 +9,11 @@ from oqron.adapters.redis import RedisStorage
 from oqron.adapters.sqlite import SqliteStorage
 
 
-def corrupt_record(storage: Any, job_id: str) -> None:
-    """Make the stored record of ``job_id`` undecodable."""
+def corrupt_record(storage: Any, job_id: str, data: str = "{not json") -> None:
+    """Make the stored record of ``job_id`` undecodable (on Redis: its ``data`` field holds
+    ``data``, any text that is not one JSON value)."""
     if isinstance(storage, RedisStorage):
-        storage.client.hset(f"{storage.prefix}job:{job_id}", "data", "{not json")
+        storage.client.hset(f"{storage.prefix}job:{job_id}", "data", data)
     elif isinstance(storage, SqliteStorage):
         with sqlite3.connect(storage.db.path) as conn:
             conn.execute("UPDATE oqron_jobs SET record = '{not json' WHERE scope = ? AND id = ?",

@@ -20,7 +20,7 @@ from ...jobpath import FOREIGN_RETRY, Claimed, Ending, Finished, JobPath, TakeRe
 from .broker import PROMOTE_LIMIT, RedisBroker
 from .connection import MAX_BLOCK, client_for, script_text, translate_errors
 from .packed import FunctionLibrary, PackedScript, bulk, command, cork, pack, read_reply, roundtrip, uncork
-from .records import decode_record, encode_fields, encode_new
+from .records import decode_document, encode_fields, encode_new
 from .storage import RedisStorage
 
 log = logging.getLogger("oqron.jobpath")
@@ -201,7 +201,12 @@ class RedisJobPath(JobPath):
         for reply in replies:
             lease = Lease(reply[0], reply[1], reply[2], request.consumer)
             self._newest_seen = max(self._newest_seen, int(lease.token))
-            record = decode_record(reply[3])
+            record = decode_document(reply[3][0], int(reply[3][1]))
+            if record is None:  # damaged: the storage reads it field by field and says where
+                record = self.storage.get_job(lease.job_id)
+                if record is None:  # deleted since its start
+                    self.drop(lease)
+                    continue
             if record.get("corrupt"):
                 self.fail_corrupt(lease, record)
             else:
