@@ -130,16 +130,20 @@ def test_medium_jobs_are_taken_one_ahead_while_the_queue_has_a_backlog(
 
 
 @pytest.mark.timeout(60)
-def test_medium_jobs_are_not_taken_ahead_when_the_queue_runs_short(
+def test_medium_jobs_are_not_taken_ahead_unless_every_child_has_one(
     kit: Container, spawn_master: Callable[..., MasterProcess]
 ) -> None:
-    # Two children and two jobs at a time: a job taken ahead would keep the other child idle.
-    spawn_master(APP, "--workers", "2").wait_workers(2)
-    for _ in range(5):
-        pair = queue("mixed").add_bulk([{"n": n, "sleep": 0.02} for n in range(2)])
-        assert [job.wait(timeout=10) for job in pair] == [0, 1]
-        assert not any(prefetched(job) for job in pair)
-        assert len({job.worker_id for job in pair}) == 2 or not kit.lifecycle.path.batches
+    # Three children, two of them busy: the third sees three jobs at a time, fewer than the
+    # children, so it takes them one by one rather than hold one behind the one it runs.
+    spawn_master(APP, "--workers", "3").wait_workers(3)
+    long = queue("mixed").add_bulk([{"n": -1, "sleep": 5}, {"n": -2, "sleep": 5}])
+    wait_for(lambda: all(job.refresh().status == "active" for job in long), 10,
+             message="two children busy")
+    for _ in range(3):
+        three = queue("mixed").add_bulk([{"n": n, "sleep": 0.02} for n in range(3)])
+        assert [job.wait(timeout=10) for job in three] == [0, 1, 2]
+        assert not any(prefetched(job) for job in three)
+    assert all(job.refresh().status == "active" for job in long), "the long jobs ended too soon"
 
 
 @pytest.mark.timeout(90)

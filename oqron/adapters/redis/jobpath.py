@@ -27,6 +27,8 @@ log = logging.getLogger("oqron.jobpath")
 #: The scripts cap the timeline at this length, like APPEND_CAPS does for the other paths.
 TIMELINE_CAP = 100
 assert APPEND_CAPS["timeline"] == TIMELINE_CAP
+#: job_lib.lua's record_json writes these fields (JSON lines) as lists: its LINE_FIELDS.
+assert set(APPEND_CAPS) == {"timeline", "logs", "children_ids"}
 
 
 #: Forks of this process so far: cheaper to compare on every job than os.getpid() (a system call).
