@@ -42,3 +42,20 @@ def test_several_lock_urls_build_redlock(servers: list[RedisServer]) -> None:
     assert isinstance(build_lock(",".join(s.url for s in servers), "oqron:p:e:"), RedlockLock)
     with pytest.raises(ConfigError, match="3 or more redis"):
         build_lock(f"{servers[0].url},{servers[1].url}", "oqron:p:e:")
+
+
+def test_a_stale_minority_key_does_not_make_its_owner_the_holder(
+    servers: list[RedisServer], prefix: str
+) -> None:
+    # The old owner's TTL runs out server by server: for a moment it still has its key on one
+    # server while the new owner holds the other two, a majority.
+    lock = RedlockLock([s.url for s in servers], prefix)
+    assert lock.acquire("leader", "a", 30) is not None
+    for server in servers[:2]:
+        server.client().delete(f"{prefix}leader")  # expired there
+    assert lock.acquire("leader", "b", 30) is not None
+    assert lock.owner("leader") == "b"
+    assert not lock.release("leader", "a")
+    assert servers[2].client().get(f"{prefix}leader") is None  # its stale key went all the same
+    assert lock.owner("leader") == "b"
+    lock.close()

@@ -54,7 +54,11 @@ class RedlockLock(Lock):
         return renewed >= self.quorum and time.monotonic() - started < ttl
 
     def release(self, key: str, owner: str) -> bool:
-        return any(self._each(lambda i: i.release(key, owner)))
+        """True if the owner held the lock on a majority. Its stale keys on a minority (servers
+        where its TTL has not run out yet while another owner holds the majority) are removed
+        too, but do not make it the lock's holder."""
+        released = sum(1 for ok in self._each(lambda i: i.release(key, owner)) if ok)
+        return released >= self.quorum
 
     def owner(self, key: str) -> str | None:
         owners = [o for o in self._each(lambda i: i.owner(key)) if o is not None]
