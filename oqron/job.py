@@ -3,9 +3,9 @@ the handle a producer holds."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,7 +111,12 @@ def check_job_id(job_id: Any) -> str:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """A random version-4 UUID as 32 hex digits, as ``uuid.uuid4().hex`` gives, at a third of
+    its cost (every add without a job id makes one)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 #: Fields a record may omit when stored; reading fills them back with these values.

@@ -102,9 +102,12 @@ class JobPath:
         priority: int,
         delay: float,
         uniform: bool = False,
+        new_ids: bool = False,
     ) -> list[bool]:
         """Store records (existing ids untouched) and publish the new ones unless told not to.
-        ``uniform``: the records differ only in id and data (an adapter may encode the rest once)."""
+        ``uniform``: the records differ only in id and data (an adapter may encode the rest once).
+        ``new_ids``: the ids were generated for this add, so none is stored or queued yet (an
+        adapter may skip looking)."""
         inserted = self.storage.create_jobs(records)
         fresh = [r["id"] for r, ok in zip(records, inserted, strict=True) if ok]
         if publish and fresh:

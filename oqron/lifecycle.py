@@ -74,9 +74,15 @@ class Lifecycle:
     # --- producer side ---------------------------------------------------------------------
 
     def add(
-        self, queue: Queue, items: Sequence[tuple[Any, str]], options: AddOptions
+        self,
+        queue: Queue,
+        items: Sequence[tuple[Any, str]],
+        options: AddOptions,
+        *,
+        new_ids: bool = False,
     ) -> list[Job]:
-        """Store and publish jobs; ids that already exist return the existing job untouched."""
+        """Store and publish jobs; ids that already exist return the existing job untouched.
+        ``new_ids``: the ids were just generated (``new_job_id``), so none can exist yet."""
         if options.depends_on:
             self._check_parents(options.depends_on)
         status = WAITING_CHILDREN if options.depends_on else (DELAYED if options.delay > 0 else WAITING)
@@ -110,6 +116,7 @@ class Lifecycle:
             priority=options.priority,
             delay=options.delay,
             uniform=True,
+            new_ids=new_ids,
         )
         if options.depends_on:
             for record, ok in zip(records, inserted, strict=True):

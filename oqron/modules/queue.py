@@ -120,12 +120,13 @@ class Queue:
     ) -> Job:
         """Store and publish one job; with ``job_id`` of an existing job, return that job."""
         codec.check_json(data, "data")
-        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
+        generated = job_id is None
+        job_id = new_job_id() if generated else check_job_id(job_id)
         options = self._options(
             priority, delay, attempts, backoff, depends_on, on_parent_failure, correlation_id,
             remove_on_complete, remove_on_fail,
         )
-        return self.lifecycle.add(self, [(data, job_id)], options)[0]
+        return self.lifecycle.add(self, [(data, job_id)], options, new_ids=generated)[0]
 
     def add_bulk(self, items: Sequence[Any], **options: Any) -> list[Job]:
         """Add many jobs (one per item of data, ids generated) in a constant number of round
@@ -148,7 +149,7 @@ class Queue:
         )
         if not items:
             return []
-        return self.lifecycle.add(self, [(data, new_job_id()) for data in items], parsed)
+        return self.lifecycle.add(self, [(data, new_job_id()) for data in items], parsed, new_ids=True)
 
     def _options(
         self,

@@ -38,7 +38,7 @@ os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 #: Every queue has 7 keys (see lib.lua); a finish also names the consumer's set.
 QUEUE_KEYS = 7
 #: job_add's fixed arguments before the records.
-ADD_HEAD = 7
+ADD_HEAD = 8
 #: Records per job_add call: one call keeps Redis busy ~10 ms; the calls of a bulk add are
 #: pipelined, so the client packs the next batch while the server stores the last. The first
 #: call, which waits for its reply (see PackedScript.pipeline), is kept short.
@@ -155,17 +155,18 @@ class RedisJobPath(JobPath):
         priority: int,
         delay: float,
         uniform: bool = False,
+        new_ids: bool = False,
     ) -> list[bool]:
         if not records:
             return []
         keys = self._queue_keys.get(queue)
         if keys is None:
             keys = self._queue_keys[queue] = pack(self.broker.queue_keys(queue))
-        head_key = (queue, strategy, priority, delay, publish)
+        head_key = (queue, strategy, priority, delay, publish, new_ids)
         head = self._add_heads.get(head_key)
         if head is None:
             head = pack([self.broker.prefix, queue, strategy or "", priority, int(delay * 1000),
-                         "1" if publish else "0", ""])
+                         "1" if publish else "0", "", "1" if new_ids else "0"])
             if len(self._add_heads) < 1000:  # delays vary freely: keep the cache bounded
                 self._add_heads[head_key] = head
         def calls() -> Iterator[tuple[int, int, bytes]]:  # packed one by one, as they are sent

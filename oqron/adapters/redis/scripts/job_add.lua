@@ -12,17 +12,20 @@
 -- ARGV[4] priority, ARGV[5] delay in ms
 -- ARGV[6] "1" to publish the stored ids, "0" to only store them (jobs waiting for parents)
 -- ARGV[7] now in ms ("" = the server clock)
+-- ARGV[8] "1" if the ids were generated for this add (never stored, in no queue: nothing to
+--         check, which saves four calls per record), "0" for ids the caller chose
 -- then per record: id, status, field count n, then n field/value pairs
 -- Returns one flag per record: 1 stored (and published), 0 already present.
 local q = queue_keys(KEYS)
 local prefix, queue = ARGV[1], ARGV[2]
 local priority, delay, publish, now = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1', clock(ARGV[7])
+local new_ids = ARGV[8] == '1'
 local out, fresh, statuses = {}, {}, {}
-local i = 8
+local i = 9
 while i <= #ARGV do
   local id, status, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local key = prefix .. 'job:' .. id
-  if redis.call('EXISTS', key) == 1 then
+  if not new_ids and redis.call('EXISTS', key) == 1 then
     table.insert(out, 0)
   else
     redis.call('HSET', key, 'id', id, 'queue', queue, 'status', status, unpack(ARGV, i + 3, i + 2 + 2 * n))
@@ -54,10 +57,10 @@ redis.call('SADD', prefix .. 'queues', queue)
 if not publish then return out end
 
 local strategy = remember_strategy(q, ARGV[3])
--- Fresh records are rarely in the queue already (only ids left behind by a removed record),
--- so check in batches: ZMSCORE over each of the queue's sets.
-local ids = {}
-for first = 1, #fresh, 1000 do
+-- Fresh records of chosen ids are rarely in the queue already (only ids left behind by a
+-- removed record), so check in batches: ZMSCORE over each of the queue's sets.
+local ids = new_ids and fresh or {}
+for first = 1, new_ids and 0 or #fresh, 1000 do
   local batch = {unpack(fresh, first, math.min(first + 999, #fresh))}
   local ready = redis.call('ZMSCORE', q.ready, unpack(batch))
   local delayed = redis.call('ZMSCORE', q.delayed, unpack(batch))

@@ -82,10 +82,11 @@ local function index_started(prefix, queue, moved, now)
 end
 
 -- Lease up to count ready ids of one queue and start them; appends the started jobs to taken.
--- Returns how many ids were popped (0: the queue had none ready).
+-- Returns how many ids were popped (0: the queue had none ready), and whether that emptied
+-- the ready set (fewer than count: no need to pop again or to count what is left).
 local function take_from(K, A, q, queue, default_max, count, now, taken)
   local popped = redis.call('ZPOPMIN', q.ready, count)
-  if #popped == 0 then return 0 end
+  if #popped == 0 then return 0, true end
   local ids = {}
   for j = 1, #popped, 2 do ids[#ids + 1] = popped[j] end
   local tokens = take_leases(q, queue, ids, A[1], K[1], K[2], now + tonumber(A[2]))
@@ -99,10 +100,11 @@ local function take_from(K, A, q, queue, default_max, count, now, taken)
     end
   end
   index_started(A[5], queue, moved, now)
-  local left = redis.call('ZCARD', q.ready)
+  local emptied = #ids < count
+  local left = emptied and 0 or redis.call('ZCARD', q.ready)
   if left > 0 then redis.call('ZADD', q.marker, 0, 'm') end
   for j = first, #taken do taken[j][5] = left end
-  return #ids
+  return #ids, emptied
 end
 
 -- take_jobs: claim up to count runnable jobs and start them (a child that runs short jobs takes
@@ -129,9 +131,8 @@ local function take_jobs(K, A, count)
       -- popped ids that do not start (dropped, set aside) leave room: pop again, boundedly
       for _ = 0, 100 do
         if #taken >= count then return taken end
-        if take_from(K, A, q, A[11 + 2 * n], tonumber(A[12 + 2 * n]), count - #taken, now, taken) == 0 then
-          break
-        end
+        local _, emptied = take_from(K, A, q, A[11 + 2 * n], tonumber(A[12 + 2 * n]), count - #taken, now, taken)
+        if emptied then break end
       end
       if #taken == 0 then  -- only a reply with no job says when to come back
         local first = redis.call('ZRANGE', q.delayed, 0, 0, 'WITHSCORES')
