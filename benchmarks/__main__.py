@@ -62,8 +62,9 @@ NOTES = [
     "pushes (its start time - that time) to a Redis list. Percentiles are nearest-rank. A framework "
     "that cannot run 100 jobs/s (RQ) builds a backlog, so its latency is mostly queueing time.",
     "oqron only: queue depth drains 20,000 jobs from a queue holding D jobs (D added with "
-    "add_bulk in chunks of 20,000 before the master starts), five times, topping the queue back "
-    "up to D between drains; each depth has a private Redis of its own and the drains go round "
+    "add_bulk in chunks of 20,000 before the master starts), five times, deleting the records "
+    "each drain completed and topping the queue back up to D between drains (so every drain runs "
+    "against D records); each depth has a private Redis of its own and the drains go round "
     "the depths in turn; the figure is the median drain; crash = kill -9 of the child running a "
     "job on a queue with zero retry backoff, time until the job record leaves `active` (or the job "
     "starts again in the other child); failover = two masters, kill -9 of the leader's session, time "
