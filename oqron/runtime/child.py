@@ -78,6 +78,7 @@ class Child:
         # before the last take was sent, and before the batch taken ahead was asked for.
         self.fence_seen = self.take_fence = self.ahead_fence = 0
         self.master_pid = master_pid
+        self.pid = 0  # this child's, once booted
         self.idle = True
         self.stopping = False
         self.jobs_done = 0
@@ -106,7 +107,8 @@ class Child:
         Container.get().after_fork()
         self.batches = Container.get().lifecycle.path.batches and self.config.prefetch > 1
         threading.Thread(target=self._refresh_title, name="title", daemon=True).start()
-        messages.send(self.pipe, {"t": "ready", "pid": os.getpid()})
+        self.pid = os.getpid()  # said with every job: read once, not a system call per job
+        messages.send(self.pipe, {"t": "ready", "pid": self.pid})
         set_title(f"{self.label} idle")
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
@@ -179,7 +181,7 @@ class Child:
         timeout = queue.timeout if queue is not None else None
         messages.send(
             self.pipe,
-            {"t": "start", "pid": os.getpid(), "q": lease.queue, "id": lease.job_id,
+            {"t": "start", "pid": self.pid, "q": lease.queue, "id": lease.job_id,
              "tok": lease.token, "timeout": timeout, "held": [c.lease.token for c in held],
              "ahead": self.ahead},
         )
@@ -191,7 +193,7 @@ class Child:
         if outcome.status != SKIPPED:
             self.jobs_done += 1
         if not outcome.next and not held:  # otherwise the next job's "start" tells the master
-            messages.send(self.pipe, {"t": "done", "pid": os.getpid(), "id": lease.job_id})
+            messages.send(self.pipe, {"t": "done", "pid": self.pid, "id": lease.job_id})
             self._show_title()
         return self._took(outcome.next)
 

@@ -4,7 +4,6 @@ and prefix: add = store + publish, take = claim + start, finish = record + ack/n
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,18 @@ from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, Ending, Finished, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
 from .connection import MAX_BLOCK, client_for, script_text, translate_errors
-from .packed import FunctionLibrary, PackedScript, bulk, command, cork, pack, read_reply, roundtrip, uncork
+from .packed import (
+    FunctionLibrary,
+    PackedScript,
+    bulk,
+    command,
+    cork,
+    forks,
+    pack,
+    read_reply,
+    roundtrip,
+    uncork,
+)
 from .records import decode_document, encode_fields, encode_new
 from .storage import RedisStorage
 
@@ -31,9 +41,6 @@ assert APPEND_CAPS["timeline"] == TIMELINE_CAP
 assert set(APPEND_CAPS) == {"timeline", "logs", "children_ids"}
 
 
-#: Forks of this process so far: cheaper to compare on every job than os.getpid() (a system call).
-_forks = [0]
-os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 
 #: Every queue has 7 keys (see lib.lua); a finish also names the consumer's set.
 QUEUE_KEYS = 7
@@ -140,8 +147,8 @@ class RedisJobPath(JobPath):
     def consumer_client(self) -> Any:
         """A connection of its own for the consumer loop: no pool checkout per call (the loop
         is one thread; producers keep using the pooled client)."""
-        if self._consumer_forks != _forks[0]:  # first use, or forked since
-            self._consumer, self._consumer_forks = client_for(self.broker.url, single=True), _forks[0]
+        if self._consumer_forks != forks[0]:  # first use, or forked since
+            self._consumer, self._consumer_forks = client_for(self.broker.url, single=True), forks[0]
         return self._consumer
 
     @translate_errors
@@ -317,7 +324,10 @@ class RedisJobPath(JobPath):
                 self._unsent.append(pending)
                 return
             try:
-                self._send_corked(client.connection, pending.command)
+                if then is not None and self._corked is None:  # leaves at once, alone: no cork
+                    self._send(client.connection, pending.command)
+                else:
+                    self._send_corked(client.connection, pending.command)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.debug("job %s: finish not sent (%s); resent with the next step", claimed.job_id, exc)
                 self._unsent.append(pending)

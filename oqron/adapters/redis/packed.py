@@ -143,14 +143,17 @@ def read_reply(connection: Any) -> Any:
 
 
 _local = threading.local()
+#: Forks of this process so far: cheaper to compare on every call than os.getpid() (a system call).
+forks = [0]
+os.register_at_fork(after_in_child=lambda: forks.__setitem__(0, forks[0] + 1))
 
 
 def thread_connection(client: Client) -> Any:
     """A connection of the calling thread's own, made with the settings of ``client``'s pool.
     Checking one out of the pool and back costs more than packing a job (redis-py does
     bookkeeping on both); a producer thread keeps one instead. Never shared across a fork."""
-    if getattr(_local, "pid", None) != os.getpid():
-        _local.pid, _local.connections = os.getpid(), {}
+    if getattr(_local, "forks", None) != forks[0]:
+        _local.forks, _local.connections = forks[0], {}
     held = _local.connections.get(id(client))
     if held is None or held[0] is not client:
         pool = client.connection_pool
