@@ -21,6 +21,17 @@ def test_add_stores_and_publishes(kit: Container) -> None:
     assert job.record["project"] == "oqron" and job.record["environment"] == "development"
 
 
+def test_an_add_without_options_stores_what_validating_no_options_gives(kit: Container) -> None:
+    # Queue.add skips validation when given no option; its stand-in must not drift from it.
+    from oqron.modules.queue import DEFAULT_OPTIONS
+
+    plain = queue("plain")
+    assert plain._options(*(None,) * 9) == DEFAULT_OPTIONS
+    job = plain.add({"n": 1})
+    assert job.record["options"] == {} and job.record["priority"] == 0
+    assert job.record["max_attempts"] == plain.retries.max + 1
+
+
 def test_job_id_is_idempotent(kit: Container) -> None:
     reports = queue("reports")
     first = reports.add({"day": 1}, job_id="report-1")

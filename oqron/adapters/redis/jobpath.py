@@ -78,6 +78,10 @@ class TakeParts:
         return self.before + (b"$0\r\n\r\n" if started is None else bulk(codec.dumps(started))) + self.after
 
 
+#: Fields packed for each record of an add (every new record has data); the rest is shared.
+_PACKED_APART = frozenset({"id", "queue", "status", "data"})
+
+
 def _packed_records(records: Sequence[Mapping[str, Any]], uniform: bool) -> tuple[int, bytes]:
     """job_add's per-record arguments (id, status, field count, fields) for a batch, and how
     many there are. Records of one add share every value but id and data, so the rest is
@@ -88,10 +92,10 @@ def _packed_records(records: Sequence[Mapping[str, Any]], uniform: bool) -> tupl
     rest = b""
     for record in records:
         if template is None or (not uniform and any(
-            record[k] is not v and record[k] != v for k, v in template.items()
+            record[k] is not v and record[k] != v for k, v in template.items() if k not in _PACKED_APART
         )):
-            template = {k: v for k, v in record.items() if k not in ("id", "data")}
-            shared = encode_new(template)  # every new record has data; it is packed per record
+            template = record
+            shared = encode_new(record, skip=_PACKED_APART)
             rest = pack(shared)
             width = len(shared) // 2 + 1
         data = codec.dumpb(record["data"])
