@@ -58,10 +58,20 @@ def _plain(value: Any, depth: int) -> bool:
         return math.isfinite(value)
     if depth <= 0:
         return False
+    # Loops rather than all() over a generator, and strings, booleans and None passed without a
+    # call: job data is mostly those, and an add often runs on a cold cache.
     if kind is dict:
-        return all(type(key) is str and _plain(item, depth - 1) for key, item in value.items())
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in _SCALARS and not _plain(item, depth - 1):
+                return False
+        return True
     if kind is list:
-        return all(_plain(item, depth - 1) for item in value)
+        for item in value:
+            if type(item) not in _SCALARS and not _plain(item, depth - 1):
+                return False
+        return True
     return False
 
 

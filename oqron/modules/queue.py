@@ -9,6 +9,7 @@ from .. import codec, dag, retention
 from ..adapters.base import MAX_PRIORITY, STRATEGIES
 from ..checks import is_int, is_seconds
 from ..config import QUEUE_NAME_RE
+from ..container import Container
 from ..errors import DefinitionError, JobNotFound
 from ..job import STATUSES, Job, Retries, check_job_id, new_job_id, normalize_backoff
 from ..lifecycle import AddOptions, Lifecycle
@@ -102,8 +103,6 @@ class Queue:
 
     @property
     def lifecycle(self) -> Lifecycle:
-        from ..container import Container
-
         return Container.get().lifecycle
 
     # --- producing -------------------------------------------------------------------------

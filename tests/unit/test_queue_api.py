@@ -60,6 +60,8 @@ def test_add_bulk(kit: Container) -> None:
         ([1, (2, 3)], "data[1]: tuple is not JSON"),
         ({"x": float("nan")}, 'data["x"]: nan is not JSON'),
         ({1: "int key"}, "data: key 1 is int, JSON object keys must be str"),
+        ({"ok": "a", "n": [None, True, 2**64]}, 'data["n"][2]: integer 18446744073709551616 is outside'),
+        (["a", {"deep": [1.5, float("inf")]}], 'data[1]["deep"][1]: inf is not JSON'),
     ],
 )
 def test_non_json_data_is_refused_with_its_path(kit: Container, data: object, path: str) -> None:
