@@ -28,6 +28,7 @@ from .packed import (
     pack,
     read_reply,
     roundtrip,
+    send_packed,
     uncork,
 )
 from .records import decode_document, encode_fields, encode_new
@@ -397,7 +398,7 @@ class RedisJobPath(JobPath):
         self._settle_pending(client)
         try:
             if first is not None:
-                connection.read_response()
+                read_reply(connection)
             return read_reply(connection)
         except redis.exceptions.NoScriptError:  # a restarted or flushed server
             self._load(script)
@@ -418,7 +419,7 @@ class RedisJobPath(JobPath):
 
     def _send(self, connection: Any, data: bytes) -> None:
         try:
-            connection.send_packed_command([data])
+            send_packed(connection, data)
         except (redis.ConnectionError, redis.TimeoutError):
             self._lose_inflight()  # their replies went with the connection
             raise
