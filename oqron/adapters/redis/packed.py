@@ -143,12 +143,10 @@ def read_reply(connection: Any) -> Any:
     try:
         reply = connection._parser.read_response()
     except BaseException as exc:
-        connection.disconnect()
-        if isinstance(exc, TimeoutError):
-            raise redis.TimeoutError("Timeout reading from socket") from exc
-        if isinstance(exc, OSError):
-            raise redis.ConnectionError(f"Error while reading from socket: {exc}") from exc
-        raise
+        translated = _dropped(connection, exc, "reading from")
+        if translated is None:
+            raise
+        raise translated from exc
     if connection.health_check_interval:
         connection.next_health_check = time.monotonic() + connection.health_check_interval
     if not isinstance(reply, redis.ResponseError):
@@ -173,12 +171,21 @@ def send_packed(connection: Any, data: bytes) -> None:
     try:
         sock.sendall(data)
     except BaseException as exc:
-        connection.disconnect()
-        if isinstance(exc, TimeoutError):
-            raise redis.TimeoutError("Timeout writing to socket") from exc
-        if isinstance(exc, OSError):
-            raise redis.ConnectionError(f"Error while writing to socket: {exc}") from exc
-        raise
+        translated = _dropped(connection, exc, "writing to")
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _dropped(connection: Any, exc: BaseException, doing: str) -> redis.RedisError | None:
+    """A send or read failed: drop the connection (its stream is out of step), as redis-py
+    does; returns redis-py's error for a socket's, None to raise ``exc`` as it is."""
+    connection.disconnect()
+    if isinstance(exc, TimeoutError):
+        return redis.TimeoutError(f"Timeout {doing} socket")
+    if isinstance(exc, OSError):
+        return redis.ConnectionError(f"Error while {doing} socket: {exc}")
+    return None
 
 
 _local = threading.local()
