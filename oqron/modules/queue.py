@@ -21,7 +21,6 @@ H = TypeVar("H", bound=Handler)
 #: What ``Queue.add`` stores when given no option (most adds): what ``_options`` makes of nine
 #: Nones, built once instead of validated on every add.
 DEFAULT_OPTIONS = AddOptions()
-_NONE_GIVEN = (None,) * 9
 
 
 class Queue:
@@ -128,7 +127,8 @@ class Queue:
         job_id = new_job_id() if generated else check_job_id(job_id)
         given = (priority, delay, attempts, backoff, depends_on, on_parent_failure, correlation_id,
                  remove_on_complete, remove_on_fail)
-        options = DEFAULT_OPTIONS if given == _NONE_GIVEN else self._options(*given)
+        # identity, not ==: a value's own __eq__ (an array's, say) must not run here
+        options = DEFAULT_OPTIONS if all(value is None for value in given) else self._options(*given)
         return self.lifecycle.add(self, [(data, job_id)], options, new_ids=generated)[0]
 
     def add_bulk(self, items: Sequence[Any], **options: Any) -> list[Job]:

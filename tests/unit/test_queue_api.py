@@ -32,6 +32,17 @@ def test_an_add_without_options_stores_what_validating_no_options_gives(kit: Con
     assert job.record["max_attempts"] == plain.retries.max + 1
 
 
+def test_an_option_is_judged_by_validation_not_by_its_own_equality(kit: Container) -> None:
+    class Touchy:
+        def __eq__(self, other: object) -> bool:
+            raise TypeError("do not compare me")
+
+        __hash__ = object.__hash__
+
+    with pytest.raises(ValueError, match="correlation_id: expected a string"):
+        queue("touchy").add({}, correlation_id=Touchy())
+
+
 def test_job_id_is_idempotent(kit: Container) -> None:
     reports = queue("reports")
     first = reports.add({"day": 1}, job_id="report-1")
