@@ -3,6 +3,7 @@ way to fail for good (``discard``) or to start more jobs (``spawn``)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -53,8 +54,12 @@ class JobContext:
         self._lifecycle = lifecycle
         self._record = claimed.record
         self.discarded = False
-        self.log = JobLogger(self)
         self.started = time.monotonic()
+
+    @functools.cached_property
+    def log(self) -> JobLogger:
+        """Made on first use: most handlers never log, and a job's start is a hot path."""
+        return JobLogger(self)
 
     @property
     def id(self) -> str:

@@ -182,7 +182,7 @@ class Child:
         messages.send(
             self.pipe,
             {"t": "start", "pid": self.pid, "q": lease.queue, "id": lease.job_id,
-             "tok": lease.token, "timeout": timeout, "held": [c.lease.token for c in held],
+             "tok": lease.token, "timeout": timeout, "held": [c.lease.token for c in held] if held else [],
              "ahead": self.ahead},
         )
         if self.fence.read() != self.fence_seen:

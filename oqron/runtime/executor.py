@@ -94,7 +94,10 @@ class Executor:
         context = JobContext(claimed, self.lifecycle)
         started = time.time()
         try:
-            with soft_timeout(queue.soft_timeout):
+            if queue.soft_timeout:
+                with soft_timeout(queue.soft_timeout):
+                    result = queue.function(context)
+            else:  # most queues: no timer to arm, and no context manager on a cold path
                 result = queue.function(context)
         except BaseException as exc:  # noqa: BLE001 - recorded; control ones are raised after
             self.last_error = exc
