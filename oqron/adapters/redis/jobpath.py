@@ -41,8 +41,6 @@ assert APPEND_CAPS["timeline"] == TIMELINE_CAP
 #: job_lib.lua's record_json writes these fields (JSON lines) as lists: its LINE_FIELDS.
 assert set(APPEND_CAPS) == {"timeline", "logs", "children_ids"}
 
-
-
 #: Every queue has 7 keys (see lib.lua); a finish also names the consumer's set.
 QUEUE_KEYS = 7
 #: job_add's fixed arguments before the records.
