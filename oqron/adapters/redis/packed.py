@@ -163,11 +163,11 @@ def send_packed(connection: Any, data: bytes) -> None:
     """``connection.send_packed_command([data])`` without its per-call wrapping once the
     connection is up (see ``read_reply``); the health check is kept (a PING after
     ``health_check_interval`` idle). A failure drops the connection, as redis-py does."""
+    connection.check_health()  # first: it may reconnect, and so replace the socket
     sock = connection._sock
     if sock is None:  # not connected yet, or dropped: redis-py connects
         connection.send_packed_command([data])
         return
-    connection.check_health()
     try:
         sock.sendall(data)
     except BaseException as exc:
