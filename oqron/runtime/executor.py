@@ -184,9 +184,10 @@ def _refused(ending: Ending) -> None:
 
 
 @contextmanager
-def soft_timeout(seconds: float | None) -> Iterator[None]:
-    """Raise ``JobTimeout`` inside the handler after ``seconds`` (SIGALRM; main thread only)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
+def soft_timeout(seconds: float) -> Iterator[None]:
+    """Raise ``JobTimeout`` inside the handler after ``seconds`` (SIGALRM; main thread only).
+    ``Executor.run`` enters it only for a queue that has a soft timeout."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 

@@ -13,41 +13,36 @@ from ..base import APPEND_CAPS
 RAW_FIELDS = frozenset({"id", "queue", "status"})
 _SCALAR_DEFAULTS = {k: v for k, v in OPTIONAL_FIELDS.items() if v != []}
 _LIST_DEFAULTS = tuple(k for k, v in OPTIONAL_FIELDS.items() if v == [])
-_dumps = codec.dumps
 _dumpb = codec.dumpb
 _REQUIRED = object()  # OPTIONAL_FIELDS' answer for a field every record stores
 
 
-def encode_value(field: str, value: Any) -> str:
+def encode_value(field: str, value: Any) -> str | bytes:
+    """A field's stored text: raw for id/queue/status, JSON lines for the capped lists, JSON
+    (the encoder's bytes) for the rest."""
     if field in RAW_FIELDS:
         return str(value)
     if field in APPEND_CAPS:
-        return encode_lines(value or [])
-    return codec.dumps(value)
+        return encode_lines(value or ())
+    return _dumpb(value)
 
 
-def encode_lines(entries: Sequence[Any]) -> str:
-    return "\n".join(codec.dumps(entry) for entry in entries)
+def encode_lines(entries: Sequence[Any]) -> bytes:
+    return b"\n".join([_dumpb(entry) for entry in entries])
 
 
-def encode_fields(changes: Mapping[str, Any]) -> list[str]:
-    flat: list[str] = []
+def encode_fields(changes: Mapping[str, Any]) -> list[str | bytes]:
+    flat: list[str | bytes] = []
     for field, value in changes.items():
         flat.append(field)
-        if field in RAW_FIELDS:
-            flat.append(str(value))
-        elif field in APPEND_CAPS:
-            flat.append(encode_lines(value or []))
-        else:
-            flat.append(_dumps(value))
+        flat.append(encode_value(field, value))
     return flat
 
 
 def encode_new(record: Mapping[str, Any], skip: frozenset[str] = RAW_FIELDS) -> list[str | bytes]:
     """A new record's fields but ``skip`` (id/queue/status by default) and the optional fields
     that hold their default (fewer fields to write on every add; reading fills them back).
-    One pass, no intermediate dict, values as the encoder's bytes: an add often runs on a cold
-    cache."""
+    One pass, no intermediate dict: an add often runs on a cold cache."""
     flat: list[str | bytes] = []
     for field, value in record.items():
         if field in skip:
@@ -56,10 +51,7 @@ def encode_new(record: Mapping[str, Any], skip: frozenset[str] = RAW_FIELDS) -> 
         if default is not _REQUIRED and value == default:
             continue
         flat.append(field)
-        if field in APPEND_CAPS:
-            flat.append(b"\n".join([_dumpb(entry) for entry in value or ()]))
-        else:
-            flat.append(_dumpb(value))
+        flat.append(encode_value(field, value))
     return flat
 
 

@@ -22,23 +22,12 @@ local priority, delay, publish, now = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV
 local new_ids = ARGV[8] == '1'
 
 -- One record of a generated id (Queue.add's common case): the writes of the general path
--- below, without its tables and loops. An add often runs on a cold cache, where each Lua step
--- costs several times what it does in a busy loop.
+-- below, without its batching tables and loops. An add often runs on a cold cache, where each
+-- Lua step costs several times what it does in a busy loop.
 local function add_one(id, status, n)
-  redis.call('HSET', prefix .. 'job:' .. id, 'id', id, 'queue', queue, 'status', status, unpack(ARGV, 12, 11 + 2 * n))
-  local stamp = fmt(now)
-  redis.call('ZADD', prefix .. 'jobs:' .. queue .. ':' .. status, stamp, id)
-  redis.call('ZADD', prefix .. 'jobs:' .. queue .. ':all', stamp, id)
-  redis.call('SADD', prefix .. 'queues', queue)
+  store_record(prefix, id, queue, status, now, unpack(ARGV, 12, 11 + 2 * n))
   if not publish then return {1} end
-  local strategy = remember_strategy(q, ARGV[3])
-  if priority ~= 0 then redis.call('HSET', q.prio, id, priority) end
-  if delay > 0 then
-    redis.call('ZADD', q.delayed, fmt(now + delay), id)
-  else
-    local seq = redis.call('HINCRBY', q.meta, 'seq', 1)
-    redis.call('ZADD', q.ready, fmt(entry_score(strategy, seq, priority)), id)
-  end
+  place(q, id, priority, delay, now, remember_strategy(q, ARGV[3]))
   redis.call('ZADD', q.marker, 0, 'm')
   return {1}
 end

@@ -30,11 +30,12 @@ local function entry_score(strategy, seq, priority)
   return seq
 end
 
--- Give the job the next place in line under the queue's remembered strategy.
-local function make_ready(q, id)
-  local strategy = redis.call('HGET', q.meta, 'strategy') or 'fifo'
+-- Give the job the next place in line under the queue's remembered strategy. A caller that
+-- knows the strategy in force and the job's priority passes them (two reads saved).
+local function make_ready(q, id, strategy, priority)
+  strategy = strategy or redis.call('HGET', q.meta, 'strategy') or 'fifo'
   local seq = redis.call('HINCRBY', q.meta, 'seq', 1)
-  local priority = tonumber(redis.call('HGET', q.prio, id) or '0')
+  priority = priority or tonumber(redis.call('HGET', q.prio, id) or '0')
   redis.call('ZADD', q.ready, fmt(entry_score(strategy, seq, priority)), id)
 end
 
@@ -69,15 +70,20 @@ local function holds(q, id)
     or redis.call('ZSCORE', q.active, id)
 end
 
--- Publish one id (ready now or delayed); false if the queue already holds it.
-local function publish_one(q, id, priority, delay, now)
-  if holds(q, id) then return false end
+-- Put an id the queue does not hold in line (ready now or delayed); strategy: as make_ready.
+local function place(q, id, priority, delay, now, strategy)
   if priority ~= 0 then redis.call('HSET', q.prio, id, priority) end
   if delay > 0 then
     redis.call('ZADD', q.delayed, fmt(now + delay), id)
   else
-    make_ready(q, id)
+    make_ready(q, id, strategy, priority)
   end
+end
+
+-- Publish one id (ready now or delayed); false if the queue already holds it.
+local function publish_one(q, id, priority, delay, now)
+  if holds(q, id) then return false end
+  place(q, id, priority, delay, now)
   return true
 end
 
@@ -164,14 +170,20 @@ local function append_lines(key, field, cap, entries)
   redis.call('HSET', key, field, appended(redis.call('HGET', key, field), entries, cap))
 end
 
+-- Store and index a record whose id is not stored: ... are its encoded field/value pairs
+-- (without id, queue, status).
+local function store_record(prefix, id, queue, status, now, ...)
+  redis.call('HSET', prefix .. 'job:' .. id, 'id', id, 'queue', queue, 'status', status, ...)
+  local stamp = fmt(now)
+  redis.call('ZADD', prefix .. 'jobs:' .. queue .. ':' .. status, stamp, id)
+  redis.call('ZADD', prefix .. 'jobs:' .. queue .. ':all', stamp, id)
+  redis.call('SADD', prefix .. 'queues', queue)
+end
+
 -- Insert a record if absent: fields is a flat list of encoded field/value pairs (without
 -- id, queue, status). Returns true if inserted.
 local function create_record(prefix, id, queue, status, fields, now)
-  local key = prefix .. 'job:' .. id
-  if redis.call('EXISTS', key) == 1 then return false end
-  redis.call('HSET', key, 'id', id, 'queue', queue, 'status', status, unpack(fields))
-  redis.call('ZADD', prefix .. 'jobs:' .. queue .. ':' .. status, fmt(now), id)
-  redis.call('ZADD', prefix .. 'jobs:' .. queue .. ':all', fmt(now), id)
-  redis.call('SADD', prefix .. 'queues', queue)
+  if redis.call('EXISTS', prefix .. 'job:' .. id) == 1 then return false end
+  store_record(prefix, id, queue, status, now, unpack(fields))
   return true
 end
