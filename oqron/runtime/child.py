@@ -183,7 +183,7 @@ class Child:
             self.pipe,
             {"t": "start", "pid": self.pid, "q": lease.queue, "id": lease.job_id,
              "tok": lease.token, "timeout": timeout, "held": [c.lease.token for c in held] if held else [],
-             "ahead": self.ahead},
+             "ahead": self.ahead, "at": time.monotonic()},
         )
         if self.fence.read() != self.fence_seen:
             held.appendleft(claimed)

@@ -3,9 +3,11 @@
 Lines stay far below PIPE_BUF, so concurrent writes from several children never interleave.
     ready  the child booted                      {"t": "ready", "pid": ...}
     start  the child runs a job (and is done    {"t": "start", "pid", "q", "id", "tok", "timeout",
-           with the one before, if any); held    "held"}
+           with the one before, if any); held    "held", "ahead", "at"}
            = lease tokens of the jobs it took
-           with it and has not run yet
+           with it and has not run yet; at = its
+           time.monotonic() then (the clock is
+           the machine's, shared by processes)
     done   the child is idle again               {"t": "done", "pid", "id"}
 """
 
