@@ -56,3 +56,14 @@ def test_an_error_reply_is_raised_and_keeps_the_connection(server: RedisServer) 
         roundtrip(connection, command("NOSUCHCOMMAND"))
     assert connection._sock is not None
     assert roundtrip(connection, command("ECHO", "still")) == "still"
+
+
+def test_a_command_larger_than_the_socket_buffer_is_sent_whole(server: RedisServer) -> None:
+    """The first write may take part of it (the socket's buffer is full): the rest follows."""
+    connection = connection_to(server, health_check_interval=0)
+    assert roundtrip(connection, command("ECHO", "connected")) == "connected"
+    value = b"".join(b"%09d\n" % i for i in range(1_000_000))  # 10 MB, far beyond a socket buffer
+    assert roundtrip(connection, command("SET", "big", value)) == "OK"
+    assert roundtrip(connection, command("STRLEN", "big")) == len(value)
+    assert roundtrip(connection, command("GETRANGE", "big", 0, 9)) == "000000000\n"
+    assert roundtrip(connection, command("GETRANGE", "big", -10, -1)) == "000999999\n"

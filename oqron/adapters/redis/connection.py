@@ -20,6 +20,10 @@ from ...errors import AdapterUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Forks of this process so far: cheaper to compare on every call than os.getpid() (a system call).
+forks = [0]
+os.register_at_fork(after_in_child=lambda: forks.__setitem__(0, forks[0] + 1))
+
 #: Longest single blocking wait; the socket timeout must exceed it.
 MAX_BLOCK = 5.0
 _clients: dict[tuple[int, str, float | None, bool], redis.Redis] = {}
@@ -108,15 +112,16 @@ class RedisAdapter:
         self.prefix = prefix
         self.timeout = timeout
         self._pid = -1
+        self._forks = -1
         self._client: Client | None = None
         self._scripts: ScriptSet | None = None
 
     @property
     def client(self) -> Client:
-        if self._client is None or self._pid != os.getpid():
+        if self._client is None or self._forks != forks[0]:  # first use, or forked since
             self._client = client_for(self.url, self.timeout)
             self._scripts = ScriptSet(self._client, self.scripts_used)
-            self._pid = os.getpid()
+            self._pid, self._forks = os.getpid(), forks[0]
         return self._client
 
     @property

@@ -17,21 +17,20 @@ from ...config import Config
 from ...errors import LeaseLost
 from ...jobpath import FOREIGN_RETRY, Claimed, Ending, Finished, JobPath, TakeRequest
 from .broker import PROMOTE_LIMIT, RedisBroker
-from .connection import MAX_BLOCK, client_for, script_text, translate_errors
+from .connection import MAX_BLOCK, client_for, forks, script_text, translate_errors
 from .packed import (
     FunctionLibrary,
     PackedScript,
     bulk,
     command,
     cork,
-    forks,
     pack,
     read_reply,
     roundtrip,
     send_packed,
     uncork,
 )
-from .records import decode_document, encode_fields, encode_new
+from .records import decode_document, encode_fields, encode_new, encoder_of
 from .storage import RedisStorage
 
 log = logging.getLogger("oqron.jobpath")
@@ -77,30 +76,69 @@ class TakeParts:
         return self.before + (b"$0\r\n\r\n" if started is None else bulk(codec.dumps(started))) + self.after
 
 
-#: Fields packed for each record of an add (every new record has data); the rest is shared.
-_PACKED_APART = frozenset({"id", "queue", "status", "data"})
+#: Fields of a new record that differ from one add to the next: packed for each record. Every
+#: new record has them (none is optional). The rest are shared by the records of an add, and
+#: usually by every add of a queue.
+_PER_RECORD = tuple((field, bulk(field), encoder_of(field))
+                    for field in ("data", "created_at", "queued_at", "timeline"))
+_PACKED_APART = frozenset({"id", "queue", "status", *(field for field, _, _ in _PER_RECORD)})
 
 
-def _packed_records(records: Sequence[Mapping[str, Any]], uniform: bool) -> tuple[int, bytes]:
-    """job_add's per-record arguments (id, status, field count, fields) for a batch, and how
-    many there are. Records of one add share every value but id and data, so the rest is
-    encoded once and reused while that holds (checked unless the caller says ``uniform``)."""
-    parts: list[bytes] = []
-    count = 0
-    template: Mapping[str, Any] | None = None
-    rest = b""
-    for record in records:
-        if template is None or (not uniform and any(
-            record[k] is not v and record[k] != v for k, v in template.items() if k not in _PACKED_APART
-        )):
-            template = record
-            shared = encode_new(record, skip=_PACKED_APART)
-            rest = pack(shared)
-            width = len(shared) // 2 + 1
-        data = codec.dumpb(record["data"])
-        parts.append(pack([record["id"], record["status"], width, "data", data]) + rest)
-        count += 3 + 2 * width
-    return count, b"".join(parts)
+class RecordPacker:
+    """job_add's per-record arguments (id, status, field count, fields). The shared fields are
+    encoded once and their packed form kept, from one record and one add to the next, while
+    the next record carries the same values: a single add then encodes only what is its own
+    (23 -> 8 us per add here, a fifth of the producer's own CPU per add)."""
+
+    def __init__(self) -> None:
+        self._shared: list[tuple[str, Any]] = []  # (field, value) the packed form was made from
+        self._rest = b""
+        self._width = 0  # field/value pairs per record
+        self._ready = False
+
+    def pack(self, records: Sequence[Mapping[str, Any]], uniform: bool) -> tuple[int, bytes]:
+        """The arguments of a batch of records, and how many there are. ``uniform``: the
+        caller knows the records share every field but id and the per-record ones."""
+        parts: list[bytes] = []
+        count = 0
+        checked = False
+        for record in records:
+            if not checked or not uniform:
+                checked = True
+                if not self._holds(record):
+                    self._encode_shared(record)
+            parts.append(pack((record["id"], record["status"], self._width)))
+            for field, name, encode in _PER_RECORD:
+                value = encode(record[field])
+                parts.append(b"%s$%d\r\n%s\r\n" % (name, len(value), value))  # none is raw: bytes
+            parts.append(self._rest)
+            count += 3 + 2 * self._width
+        return count, b"".join(parts)
+
+    def _holds(self, record: Mapping[str, Any]) -> bool:
+        """Whether ``record``'s shared fields are those the packed form was made from."""
+        if not self._ready or len(record) != len(self._shared) + len(_PACKED_APART):
+            return False
+        for field, value in self._shared:
+            mine = record.get(field, _MISSING)
+            if mine is not value and mine != value:
+                return False
+        return True
+
+    def _encode_shared(self, record: Mapping[str, Any]) -> None:
+        missing = _PACKED_APART - record.keys()
+        if missing:
+            raise ValueError(f"a new record lacks {sorted(missing)}")
+        shared = encode_new(record, skip=_PACKED_APART)
+        # Values kept to compare are copies: a record's lists and dicts are mutable, and a
+        # change to one after this must not pass for the value packed here.
+        self._shared = [(field, codec.loads(codec.dumpb(value)) if isinstance(value, (dict, list)) else value)
+                        for field, value in record.items() if field not in _PACKED_APART]
+        self._rest, self._ready = pack(shared), True
+        self._width = len(shared) // 2 + len(_PER_RECORD)
+
+
+_MISSING = object()
 
 
 class RedisJobPath(JobPath):
@@ -124,6 +162,7 @@ class RedisJobPath(JobPath):
         self._environment = codec.dumps(config.environment)
         self._queue_keys: dict[str, bytes] = {}
         self._add_heads: dict[tuple[Any, ...], bytes] = {}
+        self._packer = RecordPacker()
         self._consumer: Any = None
         self._consumer_forks = -1
         functions = HOT_PATH.functions
@@ -181,7 +220,7 @@ class RedisJobPath(JobPath):
                 self._add_heads[head_key] = head
         def calls() -> Iterator[tuple[int, int, bytes]]:  # packed one by one, as they are sent
             for first, last in _add_batches(len(records)):
-                count, body = _packed_records(records[first:last], uniform)
+                count, body = self._packer.pack(records[first:last], uniform)
                 yield QUEUE_KEYS, QUEUE_KEYS + ADD_HEAD + count, keys + head + body
 
         replies = self._add_script.pipeline(self.broker.client, calls())

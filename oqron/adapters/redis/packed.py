@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from .connection import INCLUDE
+from .connection import INCLUDE, forks
 
 Client = Any
 NEEDS_REDIS_7 = "oqron's Redis job path needs Redis 7.0 or newer (functions); the server says: "
@@ -40,10 +40,12 @@ def pack(values: Iterable[str | int | bytes]) -> bytes:
     """Bulk strings one after the other (``bulk`` inlined: an add packs twenty-odd)."""
     parts = []
     for value in values:
-        if isinstance(value, str):
+        if value.__class__ is bytes:  # the exact type first: a fifth faster than isinstance
+            data = value
+        elif isinstance(value, str):
             data = value.encode()
         elif isinstance(value, bytes):
-            data = value
+            data = bytes(value)
         else:
             data = str(value).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
@@ -169,12 +171,27 @@ def send_packed(connection: Any, data: bytes) -> None:
         connection.send_packed_command([data])
         return
     try:
-        sock.sendall(data)
+        _write(sock, data)
     except BaseException as exc:
         translated = _dropped(connection, exc, "writing to")
         if translated is None:
             raise
         raise translated from exc
+
+
+def _write(sock: Any, data: bytes) -> None:
+    """``sock.sendall(data)``. A socket with a timeout polls before every send; a plain one is
+    written to straight away first (its buffer nearly always takes a command whole), which
+    saves that system call per job. TLS sockets go through ``sendall``."""
+    if sock.__class__ is socket.socket:
+        try:
+            sent = os.write(sock.fileno(), data)
+        except BlockingIOError:  # the buffer is full: sendall waits, within the timeout
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    sock.sendall(data)
 
 
 def _dropped(connection: Any, exc: BaseException, doing: str) -> redis.RedisError | None:
@@ -189,9 +206,6 @@ def _dropped(connection: Any, exc: BaseException, doing: str) -> redis.RedisErro
 
 
 _local = threading.local()
-#: Forks of this process so far: cheaper to compare on every call than os.getpid() (a system call).
-forks = [0]
-os.register_at_fork(after_in_child=lambda: forks.__setitem__(0, forks[0] + 1))
 
 
 def thread_connection(client: Client) -> Any:

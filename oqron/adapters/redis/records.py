@@ -3,7 +3,7 @@ every other field as JSON. The Lua scripts rely on the first two rules."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ... import codec
@@ -25,6 +25,16 @@ def encode_value(field: str, value: Any) -> str | bytes:
     if field in APPEND_CAPS:
         return encode_lines(value or ())
     return _dumpb(value)
+
+
+def encoder_of(field: str) -> Callable[[Any], bytes]:
+    """``encode_value`` for one JSON field (not id/queue/status), chosen once: for a caller that
+    encodes the field often."""
+    if field in RAW_FIELDS:
+        raise ValueError(f"{field} is stored raw, not as JSON")
+    if field in APPEND_CAPS:
+        return lambda value: encode_lines(value or ())
+    return _dumpb
 
 
 def encode_lines(entries: Sequence[Any]) -> bytes:
