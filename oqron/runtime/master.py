@@ -39,12 +39,6 @@ log = logging.getLogger("oqron.master")
 
 HANDLED = ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGCHLD")
 TICK = 1.0
-#: Children's messages are read at most this often: a busy pool sends thousands per second, and
-#: waking for each would cost the master a core (at 0.02 s, with two children running 20 ms
-#: jobs, the master still took 0.12-0.20 ms of CPU per job; at 0.1 s, 0.05-0.07 ms). Crashes
-#: still wake it at once (SIGCHLD), a job's start time comes from the child (timeouts do not
-#: stretch by the window), and the pipe holds far more than a window's worth of lines.
-MESSAGE_WINDOW = 0.1
 #: A child's job running this long has the jobs it took behind it handed back to other children
 #: (a child takes several only while its jobs run a few milliseconds). The master's view of
 #: which job runs can be late; the hand-back fence (fence.py) keeps a child from running a job
@@ -122,7 +116,13 @@ class Master:
         self.requeues = Outage("requeueing the jobs of dead workers", log)
         self.pidfile = Pidfile(config.pidfile) if config.pidfile else None
         self.wake_r, self.wake_w = os.pipe()
-        self.msg_r, self.msg_w = os.pipe()
+        # Children's messages are read at most every message_window seconds: a busy pool sends
+        # thousands per second, and waking for each would cost the master a core (at 0.02 s,
+        # two children running 20 ms jobs still cost it 0.12-0.20 ms of CPU per job; at 0.1 s,
+        # 0.05-0.07 ms). Crashes still wake it at once (SIGCHLD), a job's start time comes from
+        # the child (timeouts do not stretch by the window), and the pipe holds two windows of
+        # a busy pool's lines (messages.open_pipe).
+        self.msg_r, self.msg_w, self.message_window = messages.open_pipe()
         self.reader = messages.Reader(self.msg_r)
         self.messages_read_at = 0.0
         self.cluster = Cluster(self.node_id, config, registry)
@@ -158,7 +158,7 @@ class Master:
     def wait(self) -> None:
         timeout = max(0.0, min(TICK, self._time_to_next_deadline()))
         watched = [self.wake_r, self.msg_r]
-        window_left = self.messages_read_at + MESSAGE_WINDOW - time.monotonic()
+        window_left = self.messages_read_at + self.message_window - time.monotonic()
         if window_left > 0:  # messages were read just now: let the next ones gather
             watched, timeout = [self.wake_r], min(timeout, window_left)
         try:

@@ -13,12 +13,36 @@ Lines stay far below PIPE_BUF, so concurrent writes from several children never 
 
 from __future__ import annotations
 
+import fcntl
 import os
 from typing import Any
 
 import orjson
 
 MAX_LINE = 3000
+#: What a busy pool writes: 10,000 short jobs/s with a ~200-byte "start" line each.
+BUSY_POOL_BYTES_PER_S = 2_000_000
+#: The master reads the pipe at most this often (see ``open_pipe``), to save waking per message.
+LONGEST_WINDOW = 0.1
+#: The pipe capacity asked for: Linux lets any process raise a pipe to 1 MiB (fs/pipe-max-size).
+PIPE_SIZE = 1 << 20
+DEFAULT_PIPE_SIZE = 65536
+
+
+def open_pipe() -> tuple[int, int, float]:
+    """The message pipe (read end, write end), and how long the master may leave it unread: a
+    full pipe makes every child wait in its next write, so a busy pool's lines over two windows
+    must fit (at 0.1 s and the default 64 KiB, children ran 3,200 no-op jobs/s instead of
+    10,000). Where the pipe cannot be enlarged, the window shrinks instead."""
+    read_end, write_end = os.pipe()
+    size = DEFAULT_PIPE_SIZE
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        try:
+            size = fcntl.fcntl(write_end, set_size, PIPE_SIZE)
+        except OSError:  # a lower system limit: the default size
+            pass
+    return read_end, write_end, min(LONGEST_WINDOW, size / (2 * BUSY_POOL_BYTES_PER_S))
 
 
 def send(fd: int, message: dict[str, Any]) -> None:

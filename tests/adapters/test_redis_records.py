@@ -3,6 +3,8 @@ generic encoding gives, though the shared ones are packed once and reused across
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from typing import Any
 
@@ -74,3 +76,28 @@ def test_a_packed_record_changed_afterwards_does_not_pass_for_what_was_packed() 
     first["options"]["attempts"] = 5  # the caller's dict, changed in place
     later = record("b", options={"attempts": 5})
     assert unpacked(*packer.pack([later], uniform=True)) == [expected(later)]
+
+
+def test_threads_adding_with_other_shared_values_each_get_their_own() -> None:
+    """One packer serves every producer thread of a process: one thread's new shared fields
+    never go out with another thread's record."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    packer = RecordPacker()
+    wrong: list[str] = []
+
+    def produce(attempts: int) -> None:
+        for n in range(1500):
+            rec = record(f"{attempts}-{n}", max_attempts=attempts, options={"attempts": attempts})
+            if unpacked(*packer.pack([rec], uniform=True)) != [expected(rec)]:
+                wrong.append(rec["id"])
+
+    try:
+        threads = [threading.Thread(target=produce, args=(attempts,)) for attempts in (2, 5, 9)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
