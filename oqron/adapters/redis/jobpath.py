@@ -30,15 +30,13 @@ from .packed import (
     send_packed,
     uncork,
 )
-from .records import decode_document, encode_fields, encode_new, encoder_of
+from .records import decode_record, encode_fields, encode_new, encoder_of
 from .storage import RedisStorage
 
 log = logging.getLogger("oqron.jobpath")
 #: The scripts cap the timeline at this length, like APPEND_CAPS does for the other paths.
 TIMELINE_CAP = 100
 assert APPEND_CAPS["timeline"] == TIMELINE_CAP
-#: job_lib.lua's record_json writes these fields (JSON lines) as lists: its LINE_FIELDS.
-assert set(APPEND_CAPS) == {"timeline", "logs", "children_ids"}
 
 #: Every queue has 7 keys (see lib.lua); a finish also names the consumer's set.
 QUEUE_KEYS = 7
@@ -259,12 +257,7 @@ class RedisJobPath(JobPath):
         for reply in replies:
             lease = Lease(reply[0], reply[1], reply[2], request.consumer)
             self._newest_seen = max(self._newest_seen, int(lease.token))
-            record = decode_document(reply[3][0], int(reply[3][1]))
-            if record is None:  # damaged: the storage reads it field by field and says where
-                record = self.storage.get_job(lease.job_id)
-                if record is None:  # deleted since its start
-                    self.drop(lease)
-                    continue
+            record = decode_record(reply[3])  # a damaged field is named in "corrupt"
             if record.get("corrupt"):
                 self.fail_corrupt(lease, record)
             else:

@@ -77,19 +77,6 @@ def decode_record(flat: Mapping[str, str] | Sequence[str]) -> dict[str, Any]:
     return _filled(record)
 
 
-def decode_document(text: str, fields: int) -> dict[str, Any] | None:
-    """A record the server sent as one JSON object of ``fields`` fields (job_lib.lua's
-    record_json: a started job); None if it is damaged (it does not parse, or a damaged value
-    swallowed or added keys), to be read field by field instead."""
-    try:
-        record = codec.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or len(record) != fields:
-        return None
-    return _filled(record)
-
-
 def _filled(record: dict[str, Any]) -> dict[str, Any]:
     """The record with the optional fields it omits (see ``encode_new``) at their defaults."""
     filled = dict(_SCALAR_DEFAULTS)
