@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 from oqron.adapters.redis.jobpath import RecordPacker
-from oqron.adapters.redis.records import encode_new
+from oqron.adapters.redis.packed import pack, pack_fields
+from oqron.adapters.redis.records import encode_fields, encode_new
 from oqron.job import new_record
 
 
@@ -101,3 +102,13 @@ def test_threads_adding_with_other_shared_values_each_get_their_own() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert wrong == []
+
+
+def test_packed_fields_are_the_generic_packing() -> None:
+    """A finish packs its changes with field names from a cache: the bytes are pack()'s."""
+    changes = {"status": "completed", "return_value": {"ok": [1, "é"]}, "finished_at": 1.5,
+               "progress": 100, "error": None, "logs": [{"m": "a"}, {"m": "b"}]}
+    for _ in range(2):  # names packed afresh, then from the cache
+        flat = encode_fields(changes)
+        assert pack_fields(flat) == pack(flat)
+    assert pack_fields(["plain", "text", "raw", b"\x00bytes"]) == pack(["plain", "text", "raw", b"\x00bytes"])

@@ -25,6 +25,7 @@ from .packed import (
     command,
     cork,
     pack,
+    pack_fields,
     read_reply,
     roundtrip,
     send_packed,
@@ -176,6 +177,7 @@ class RedisJobPath(JobPath):
         self._next_script = functions["job_next"]
         self._take_parts: dict[tuple[Any, ...], TakeParts] = {}
         self._finish_keys: dict[tuple[str, str], bytes] = {}
+        self._finish_args: dict[str, tuple[bytes, bytes]] = {}  # per queue: (prefix, queue + now)
         # Finishes sent ahead. Between steps, at most one list holds any: a failure moves what
         # is in flight to the unsent, and nothing is sent ahead while some are unsent.
         self._inflight: list[PendingFinish] = []  # sent, replies not read yet
@@ -298,10 +300,14 @@ class RedisJobPath(JobPath):
         if keys is None:
             keys = pack([*self.broker.queue_keys(lease.queue), self.broker.consumer_key(lease.consumer)])
             self._finish_keys[(lease.queue, lease.consumer)] = keys
-        args = [self.broker.prefix, lease.job_id, lease.token, "ack" if ending.ack else "nack",
-                int(ending.delay * 1000), lease.queue, "", codec.dumps(ending.entry),
-                *encode_fields(ending.changes)]
-        return keys, len(args), pack(args)
+        around = self._finish_args.get(lease.queue)
+        if around is None:
+            around = self._finish_args[lease.queue] = (bulk(self.broker.prefix), pack((lease.queue, "")))
+        fields = encode_fields(ending.changes)
+        args = b"".join((around[0], pack((lease.job_id, lease.token, "ack" if ending.ack else "nack",
+                                          int(ending.delay * 1000))),
+                         around[1], bulk(codec.dumpb(ending.entry)), pack_fields(fields)))
+        return keys, 8 + len(fields), args
 
     def _finish(self, ending: Ending) -> tuple[int, int, bytes]:
         """job_finish's call: number of keys, of keys and arguments, and the packed body."""

@@ -52,6 +52,31 @@ def pack(values: Iterable[str | int | bytes]) -> bytes:
     return b"".join(parts)
 
 
+_names: dict[str, bytes] = {}  # field names, packed: a record has a few dozen
+
+
+def pack_fields(flat: Sequence[str | bytes]) -> bytes:
+    """Field/value pairs (names str, values str or bytes) packed, the names from a cache: a
+    finish packs half a dozen for every job."""
+    parts = []
+    for at in range(0, len(flat), 2):
+        name = flat[at]
+        packed_name = _names.get(name) if isinstance(name, str) else None
+        if packed_name is None:
+            packed_name = bulk(name)
+            if isinstance(name, str) and len(_names) < 256:
+                _names[name] = packed_name
+        value = flat[at + 1]
+        if value.__class__ is bytes:
+            data = value
+        elif isinstance(value, str):
+            data = value.encode()
+        else:
+            data = bytes(value) if isinstance(value, bytes) else str(value).encode()
+        parts.append(b"%s$%d\r\n%s\r\n" % (packed_name, len(data), data))
+    return b"".join(parts)
+
+
 class FunctionLibrary:
     """Scripts (files in ``scripts/``, each the body of a function of KEYS and ARGV) gathered
     into one library with the shared files they include. Its name and its functions' names
