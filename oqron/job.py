@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -178,6 +178,27 @@ def new_record(
         "timeline": [{"ts": now, "from": None, "to": status, "reason": "added"}],
         "logs": [],
     }
+
+
+def new_records(items: Sequence[tuple[Any, str]], **shared: Any) -> list[dict[str, Any]]:
+    """``new_record`` for each (data, job id) of an add, whose records share every other
+    value: the record is built once and copied, each copy with lists of its own (an add of
+    20,000 jobs spent a fifth of its client time building records one by one)."""
+    if len(items) == 1:  # a single add: no template to copy
+        return [new_record(job_id=items[0][1], data=items[0][0], **shared)]
+    template = new_record(job_id="", data=None, **shared)
+    parents, entry = template["parent_ids"], template["timeline"][0]
+    records = []
+    for data, job_id in items:
+        record = template.copy()
+        record["id"] = job_id
+        record["data"] = data
+        record["parent_ids"] = list(parents)
+        record["children_ids"] = []
+        record["timeline"] = [dict(entry)]
+        record["logs"] = []
+        records.append(record)
+    return records
 
 
 def transition(frm: str | None, to: str, reason: str, now: float | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from .job import (
     WAITING_CHILDREN,
     Job,
     Retries,
-    new_record,
+    new_records,
     transition,
 )
 from .jobpath import Claimed, Ending, TakeRequest, job_path
@@ -89,25 +89,21 @@ class Lifecycle:
         now = time.time()
         max_attempts = options.attempts or queue.retries.max + 1
         stored_options = _stored_options(options)
-        records = [
-            new_record(
-                job_id=job_id,
-                queue=queue.name,
-                data=data,
-                status=status,
-                options=stored_options,
-                max_attempts=max_attempts,
-                priority=options.priority,
-                project=self.config.project,
-                environment=self.config.environment,
-                triggered_by=options.triggered_by,
-                correlation_id=options.correlation_id,
-                parent_ids=list(options.depends_on),
-                run_at=now + options.delay if options.delay > 0 else None,
-                now=now,
-            )
-            for data, job_id in items
-        ]
+        records = new_records(
+            items,
+            queue=queue.name,
+            status=status,
+            options=stored_options,
+            max_attempts=max_attempts,
+            priority=options.priority,
+            project=self.config.project,
+            environment=self.config.environment,
+            triggered_by=options.triggered_by,
+            correlation_id=options.correlation_id,
+            parent_ids=list(options.depends_on),
+            run_at=now + options.delay if options.delay > 0 else None,
+            now=now,
+        )
         inserted = self.path.add(
             queue.name,
             records,
