@@ -5,12 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections import Counter
 
 import pytest
 import redis
 
 from oqron import Container, Job, LeaseLost, OqronKit, define_config, queue
+from oqron.adapters.redis.connection import MAX_BLOCK
 from oqron.errors import AdapterUnavailable
 from oqron.lifecycle import Claimed
 from oqron.registry import registry
@@ -249,3 +251,25 @@ def test_an_end_sent_ahead_is_recorded_without_a_next_step(kit: Container) -> No
     wait_for(lambda: jobs[0].refresh().status == "completed", 2.0, message="end recorded")
     life.record(life.completion(taken[1], 1))
     assert [j.wait(timeout=5) for j in jobs] == [0, 1]
+
+
+def test_a_take_after_one_that_found_nothing_waits_at_once_and_gets_what_came_meanwhile(
+    kit: Container, redis_url: str
+) -> None:
+    """A consumer whose last take found its queues empty (nothing ready, nothing delayed) waits
+    at once instead of asking again first — one round trip less each time a child runs out of
+    work; a job added in between left a wake-up marker, so the wait ends at once with it."""
+    q = queue("q")
+    life = kit.lifecycle
+    assert life.claim_many(["q"], "consumer-a", 30.0, 1) == []
+    job = q.add({"n": 1})
+    stats = redis.Redis.from_url(redis_url)
+    stats.config_resetstat()
+    started = time.monotonic()
+    taken = life.claim_many(["q"], "consumer-a", 30.0, 1, timeout=MAX_BLOCK)
+    waited = time.monotonic() - started
+    calls = stats.info("commandstats")
+    stats.close()
+    assert [claimed.job_id for claimed in taken] == [job.id]
+    assert waited < MAX_BLOCK / 2  # the marker ended the wait, not its timeout
+    assert calls["cmdstat_bzpopmin"]["calls"] == 1 and calls["cmdstat_fcall"]["calls"] == 1
