@@ -10,7 +10,7 @@ setup(
     packages=find_packages(include=["oqron", "oqron.*"]),
     package_data={"oqron.adapters.redis": ["scripts/*.lua"], "oqron": ["py.typed"]},
     install_requires=[
-        "redis[hiredis]>=5.0",
+        "redis[hiredis]>=5.0,<9",  # the job path reads private connection attributes (packed.py)
         "psycopg2-binary>=2.9",
         "croniter>=2.0",
         "click>=8.1",
