@@ -21,6 +21,11 @@ def test_each_record_is_what_new_record_gives() -> None:
 
 def test_records_share_no_list() -> None:
     first, second = new_records([(1, "a"), (2, "b")], **SHARED)
+    for field, value in first.items():  # every list, and every dict inside one, is the record's own
+        if isinstance(value, list):
+            assert value is not second[field], field
+            pairs = zip(value, second[field], strict=True)
+            assert all(a is not b for a, b in pairs if isinstance(a, dict)), field
     first["timeline"].append({"ts": 1})
     first["timeline"][0]["reason"] = "changed"
     first["logs"].append("line")

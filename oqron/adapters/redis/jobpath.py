@@ -78,9 +78,8 @@ class TakeParts:
 #: Fields of a new record that differ from one add to the next: packed for each record. Every
 #: new record has them (none is optional). The rest are shared by the records of an add, and
 #: usually by every add of a queue.
-_PER_RECORD = tuple((field, bulk(field), encoder_of(field))
-                    for field in ("data", "created_at", "queued_at", "timeline"))
-_PACKED_APART = frozenset({"id", "queue", "status", *(field for field, _, _ in _PER_RECORD)})
+_PER_RECORD = tuple((field, encoder_of(field)) for field in ("data", "created_at", "queued_at", "timeline"))
+_PACKED_APART = frozenset({"id", "queue", "status", *(field for field, _ in _PER_RECORD)})
 
 
 @dataclass(frozen=True)
@@ -112,9 +111,10 @@ class RecordPacker:
             if shared is None or ((index == 0 or not uniform) and not _holds(shared, record)):
                 shared = self._shared = _encode_shared(record)
             parts.append(pack((record["id"], record["status"], shared.width)))
-            for field, name, encode in _PER_RECORD:
-                value = encode(record[field])
-                parts.append(b"%s$%d\r\n%s\r\n" % (name, len(value), value))  # none is raw: bytes
+            own: list[str | bytes] = []
+            for field, encode in _PER_RECORD:
+                own += (field, encode(record[field]))
+            parts.append(pack_fields(own))
             parts.append(shared.packed)
             count += 3 + 2 * shared.width
         return count, b"".join(parts)
@@ -176,8 +176,8 @@ class RedisJobPath(JobPath):
         self._finish_script = functions["job_finish"]
         self._next_script = functions["job_next"]
         self._take_parts: dict[tuple[Any, ...], TakeParts] = {}
-        self._finish_keys: dict[tuple[str, str], bytes] = {}
-        self._finish_args: dict[str, tuple[bytes, bytes]] = {}  # per queue: (prefix, queue + now)
+        # per (queue, consumer): a finish's packed keys, and the arguments around its own ones
+        self._finish_heads: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
         # Finishes sent ahead. Between steps, at most one list holds any: a failure moves what
         # is in flight to the unsent, and nothing is sent ahead while some are unsent.
         self._inflight: list[PendingFinish] = []  # sent, replies not read yet
@@ -305,17 +305,16 @@ class RedisJobPath(JobPath):
     def _finish_parts(self, ending: Ending) -> tuple[bytes, int, bytes]:
         """Packed keys and arguments (count, bytes) of a finish."""
         lease = ending.claimed.lease
-        keys = self._finish_keys.get((lease.queue, lease.consumer))
-        if keys is None:
+        head = self._finish_heads.get((lease.queue, lease.consumer))
+        if head is None:
             keys = pack([*self.broker.queue_keys(lease.queue), self.broker.consumer_key(lease.consumer)])
-            self._finish_keys[(lease.queue, lease.consumer)] = keys
-        around = self._finish_args.get(lease.queue)
-        if around is None:
-            around = self._finish_args[lease.queue] = (bulk(self.broker.prefix), pack((lease.queue, "")))
+            head = self._finish_heads[(lease.queue, lease.consumer)] = (
+                keys, bulk(self.broker.prefix), pack((lease.queue, "")))
+        keys, prefix, queue_and_now = head
         fields = encode_fields(ending.changes)
-        args = b"".join((around[0], pack((lease.job_id, lease.token, "ack" if ending.ack else "nack",
-                                          int(ending.delay * 1000))),
-                         around[1], bulk(codec.dumpb(ending.entry)), pack_fields(fields)))
+        args = b"".join((prefix, pack((lease.job_id, lease.token, "ack" if ending.ack else "nack",
+                                       int(ending.delay * 1000))),
+                         queue_and_now, bulk(codec.dumpb(ending.entry)), pack_fields(fields)))
         return keys, 8 + len(fields), args
 
     def _finish(self, ending: Ending) -> tuple[int, int, bytes]:

@@ -37,42 +37,35 @@ def bulk(value: str | int | bytes) -> bytes:
 
 
 def pack(values: Iterable[str | int | bytes]) -> bytes:
-    """Bulk strings one after the other (``bulk`` inlined: an add packs twenty-odd)."""
-    parts = []
-    for value in values:
-        if value.__class__ is bytes:  # the exact type first: a fifth faster than isinstance
-            data = value
-        elif isinstance(value, str):
-            data = value.encode()
-        elif isinstance(value, bytes):
-            data = bytes(value)
-        else:
-            data = str(value).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    """Bulk strings one after the other."""
+    return b"".join([b"$%d\r\n%s\r\n" % (len(data), data) for data in map(_as_bytes, values)])
 
 
-_names: dict[str, bytes] = {}  # field names, packed: a record has a few dozen
+def _as_bytes(value: str | int | bytes) -> bytes:
+    if value.__class__ is bytes:  # the exact type first: a fifth faster than isinstance
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes):
+        return bytes(value)
+    return str(value).encode()
+
+
+_names: dict[str | bytes, bytes] = {}  # field names, packed: a record has a few dozen
 
 
 def pack_fields(flat: Sequence[str | bytes]) -> bytes:
-    """Field/value pairs (names str, values str or bytes) packed, the names from a cache: a
-    finish packs half a dozen for every job."""
+    """Field/value pairs packed, the names from a cache: a finish packs half a dozen for every
+    job, and an add its own four."""
     parts = []
     for at in range(0, len(flat), 2):
         name = flat[at]
-        packed_name = _names.get(name) if isinstance(name, str) else None
+        packed_name = _names.get(name)
         if packed_name is None:
             packed_name = bulk(name)
-            if isinstance(name, str) and len(_names) < 256:
+            if len(_names) < 256:
                 _names[name] = packed_name
-        value = flat[at + 1]
-        if value.__class__ is bytes:
-            data = value
-        elif isinstance(value, str):
-            data = value.encode()
-        else:
-            data = bytes(value) if isinstance(value, bytes) else str(value).encode()
+        data = _as_bytes(flat[at + 1])
         parts.append(b"%s$%d\r\n%s\r\n" % (packed_name, len(data), data))
     return b"".join(parts)
 

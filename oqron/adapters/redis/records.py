@@ -22,23 +22,23 @@ def encode_value(field: str, value: Any) -> str | bytes:
     (the encoder's bytes) for the rest."""
     if field in RAW_FIELDS:
         return str(value)
-    if field in APPEND_CAPS:
-        return encode_lines(value or ())
-    return _dumpb(value)
+    return encoder_of(field)(value)
 
 
 def encoder_of(field: str) -> Callable[[Any], bytes]:
-    """``encode_value`` for one JSON field (not id/queue/status), chosen once: for a caller that
-    encodes the field often."""
+    """How a JSON field (not id/queue/status) is encoded: chosen once by a caller that encodes
+    the field often."""
     if field in RAW_FIELDS:
         raise ValueError(f"{field} is stored raw, not as JSON")
-    if field in APPEND_CAPS:
-        return lambda value: encode_lines(value or ())
-    return _dumpb
+    return _encode_list if field in APPEND_CAPS else _dumpb
 
 
 def encode_lines(entries: Sequence[Any]) -> bytes:
     return b"\n".join([_dumpb(entry) for entry in entries])
+
+
+def _encode_list(value: Sequence[Any] | None) -> bytes:
+    return encode_lines(value or ())
 
 
 def encode_fields(changes: Mapping[str, Any]) -> list[str | bytes]:
