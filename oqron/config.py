@@ -26,6 +26,8 @@ URL_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix", "postgresql", "pos
 DEFAULT_URL = "sqlite:///oqron.db"
 #: A child lists the lease tokens of the jobs it holds in one pipe message (atomic under PIPE_BUF).
 MAX_PREFETCH = 50
+#: Polling burns the producer's CPU for as long as it lasts: past a few ms, sleeping is better.
+MAX_REPLY_POLL = 0.005
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -56,6 +58,7 @@ class Config:
     max_stalled_count: int = 2
     max_jobs_per_child: int | None = None
     prefetch: int = 16
+    reply_poll: float = 0.0002
     max_memory_per_child: int | None = None
     graceful_timeout: float = 25.0
     kill_grace: float = 2.0
@@ -134,7 +137,9 @@ def _int(minimum: int, optional: bool = False, maximum: int | None = None) -> Ca
     return parse
 
 
-def _float(minimum: float, exclusive: bool = False) -> Callable[[str, Any], float]:
+def _float(
+    minimum: float, exclusive: bool = False, maximum: float | None = None
+) -> Callable[[str, Any], float]:
     def parse(name: str, value: Any) -> float:
         if isinstance(value, str):
             try:
@@ -147,6 +152,8 @@ def _float(minimum: float, exclusive: bool = False) -> Callable[[str, Any], floa
         if bad or value != value or value in (float("inf"), float("-inf")):
             relation = ">" if exclusive else ">="
             raise ConfigError(name, f"expected a number of seconds {relation} {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(name, f"expected a number of seconds <= {maximum}, got {value!r}")
         return float(value)
 
     return parse
@@ -249,6 +256,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("max_jobs_per_child", _int(1, optional=True), "recycle a child after N jobs"),
         Setting("prefetch", _int(1, maximum=MAX_PREFETCH),
                 "most jobs a child takes at once while they run short (1: one by one)"),
+        Setting("reply_poll", _float(0.0, maximum=MAX_REPLY_POLL),
+                "seconds a producer polls for Redis's reply to an add before sleeping (0: off)"),
         Setting("max_memory_per_child", _int(1, optional=True), "recycle a child above N MiB RSS"),
         Setting("graceful_timeout", _float(0.0), "warm shutdown: seconds running jobs may finish"),
         Setting("kill_grace", _float(0.0), "hard timeout: seconds between SIGTERM and SIGKILL"),

@@ -49,6 +49,8 @@ def test_clustering() -> None:
         ({"workers": "many"}, "workers: expected an integer >= 1"),
         ({"prefetch": 51}, "prefetch: expected an integer from 1 to 50, got 51"),
         ({"lease_ttl": 0}, "lease_ttl: expected a number of seconds > 0.0"),
+        ({"reply_poll": 0.01}, "reply_poll: expected a number of seconds <= 0.005, got 0.01"),
+        ({"reply_poll": -1}, "reply_poll: expected a number of seconds >= 0.0"),
         ({"storage": "mysql://x"}, "storage: unknown URL scheme 'mysql'"),
         ({"broker": "localhost"}, "broker: expected an adapter URL"),
         ({"modules": ["queue", "bogus"]}, "modules: unknown module 'bogus'; allowed: cron, scheduler"),

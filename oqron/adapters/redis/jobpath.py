@@ -168,6 +168,7 @@ class RedisJobPath(JobPath):
         self._queue_keys: dict[str, bytes] = {}
         self._add_heads: dict[tuple[Any, ...], bytes] = {}
         self._packer = RecordPacker()
+        self._reply_poll = config.reply_poll
         self._consumer: Any = None
         self._consumer_forks = -1
         functions = HOT_PATH.functions
@@ -233,7 +234,7 @@ class RedisJobPath(JobPath):
                 count, body = self._packer.pack(records[first:last], uniform)
                 yield QUEUE_KEYS, QUEUE_KEYS + ADD_HEAD + count, keys + head + body
 
-        replies = self._add_script.pipeline(self.broker.client, calls())
+        replies = self._add_script.pipeline(self.broker.client, calls(), poll=self._reply_poll)
         return [bool(flag) for flags in replies for flag in flags]
 
     def _take(self, request: TakeRequest) -> TakeParts:

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from .connection import INCLUDE, forks
+from .replypoll import poll_reply
 
 Client = Any
 NEEDS_REDIS_7 = "oqron's Redis job path needs Redis 7.0 or newer (functions); the server says: "
@@ -113,11 +114,12 @@ class PackedScript:
     def load(self, client: Client) -> None:
         self.library.load(client)
 
-    def __call__(self, client: Client, numkeys: int, items: int, body: bytes) -> Any:
-        """One call over the calling thread's own connection to ``client``'s server."""
-        return self.call(client, thread_connection(client), self.command(numkeys, items, body))
+    def __call__(self, client: Client, numkeys: int, items: int, body: bytes, *, poll: float = 0.0) -> Any:
+        """One call over the calling thread's own connection to ``client``'s server; ``poll``:
+        seconds to poll for the reply before sleeping on it (``replypoll``)."""
+        return self.call(client, thread_connection(client), self.command(numkeys, items, body), poll)
 
-    def pipeline(self, client: Client, calls: Iterable[Call]) -> list[Any]:
+    def pipeline(self, client: Client, calls: Iterable[Call], *, poll: float = 0.0) -> list[Any]:
         """Calls sent as they are produced and their replies read after: the server runs one
         while the client packs the next (``calls`` may be a generator that packs lazily). The
         first call goes alone, so that a missing library is loaded before the rest are sent."""
@@ -125,7 +127,7 @@ class PackedScript:
         first = next(pending, None)
         if first is None:
             return []
-        replies = [self(client, *first)]
+        replies = [self(client, *first, poll=poll)]
         connection = thread_connection(client)
         sent = 0
         for call in pending:
@@ -141,15 +143,15 @@ class PackedScript:
             raise failure
         return replies
 
-    def call(self, client: Client, connection: Any, command: bytes) -> Any:
+    def call(self, client: Client, connection: Any, command: bytes, poll: float = 0.0) -> Any:
         """Send a packed call on ``connection`` and read its reply; a missing library is loaded
         through ``client`` (not ``connection``, which may have replies queued) and the call
         sent once more."""
         try:
-            return roundtrip(connection, command)
+            return roundtrip(connection, command, poll)
         except redis.exceptions.NoScriptError:  # a restarted or flushed server
             self.load(client)
-            return roundtrip(connection, command)
+            return roundtrip(connection, command, poll)
 
 
 def read_reply(connection: Any) -> Any:
@@ -272,9 +274,11 @@ def _send_only(connection: Any, command: bytes) -> None:
         send_packed(connection, command)
 
 
-def roundtrip(connection: Any, command: bytes) -> Any:
-    """Send and read the reply."""
+def roundtrip(connection: Any, command: bytes, poll: float = 0.0) -> Any:
+    """Send and read the reply, polling for it first for up to ``poll`` seconds."""
     _send_only(connection, command)
+    if poll:
+        poll_reply(connection, poll)
     return read_reply(connection)
 
 
