@@ -87,7 +87,8 @@ local function publish_one(q, id, priority, delay, now)
   return true
 end
 
--- Remember the queue's strategy in its meta hash ("" keeps the remembered one); returns the strategy in force.
+-- Remember the queue's strategy in its meta hash ("" keeps the remembered one); returns the
+-- strategy in force.
 local function remember_strategy(meta, strategy)
   local remembered = redis.call('HGET', meta, 'strategy')
   if strategy ~= '' and remembered ~= strategy then
