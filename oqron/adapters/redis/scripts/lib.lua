@@ -87,12 +87,11 @@ local function publish_one(q, id, priority, delay, now)
   return true
 end
 
--- Remember the queue's strategy in its meta hash ("" keeps the remembered one); returns the
--- strategy in force.
-local function remember_strategy(meta, strategy)
-  local remembered = redis.call('HGET', meta, 'strategy')
+-- Remember the queue's strategy ("" keeps the remembered one); returns the strategy in force.
+local function remember_strategy(q, strategy)
+  local remembered = redis.call('HGET', q.meta, 'strategy')
   if strategy ~= '' and remembered ~= strategy then
-    redis.call('HSET', meta, 'strategy', strategy)
+    redis.call('HSET', q.meta, 'strategy', strategy)
     return strategy
   end
   return remembered or 'fifo'

@@ -10,7 +10,7 @@
 -- ARGV[5..] job ids, in publish order
 -- Returns the number of ids published; ids already ready, delayed or leased are left alone.
 local q = queue_keys(KEYS)
-remember_strategy(q.meta, ARGV[1])
+remember_strategy(q, ARGV[1])
 local priority, delay, now = tonumber(ARGV[2]), tonumber(ARGV[3]), clock(ARGV[4])
 local published = 0
 for i = 5, #ARGV do
